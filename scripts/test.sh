@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs syncd's test suite: installs what it needs (scripts/setup.sh), then pytest.
+# Arguments go to pytest, e.g.  bash scripts/test.sh tests/test_pgserver.py -x
+# PostgreSQL is started (and stopped) by the test session itself: see tests/pgserver.py.
+# Exits non-zero when a test fails, and also when no test was collected (pytest's 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+
+rc=0
+.venv/bin/python -m pytest -q "$@" || rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests: treating that as a failure" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,183 @@
+"""How operators drive syncd: one console script, commands as in CONTRACT section 1."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from contextlib import contextmanager
+
+from syncd import __version__, logs
+from syncd.config import MEDIA_TYPES, Config, load
+from syncd.errors import ConfigError, SyncdError
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", metavar="PATH", default=default,
+                        help="TOML file (else $SYNCD_CONFIG, else ./config/syncd.toml)")
+    parser.add_argument("--log-format", choices=("json", "console"), default=default,
+                        help="log lines on stderr (default: console on a terminal, else JSON)")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False, help="debug logging")
+
+
+def _media_list(text: str) -> tuple[str, ...]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in MEDIA_TYPES]
+    if not names or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected a comma-separated list of {', '.join(MEDIA_TYPES)}")
+    return tuple(name for name in MEDIA_TYPES if name in names)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="syncd", description="Keeps a DAM in step with everything licensed from Shutterstock.")
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    _global_options(parser, suppress=False)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        _global_options(sub, suppress=True)
+        return sub
+
+    sync = command("sync", "one-shot catch-up: page every stream to its watermark, fetch "
+                           "everything missing, exit")
+    sync.add_argument("--media", type=_media_list, metavar="LIST",
+                      help="comma-separated media types (replaces sync.media for this run)")
+    sync.add_argument("--dry-run", action="store_true",
+                      help="page the API and print the plan; fetch, record and move nothing")
+    sync.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    sync.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
+
+    status = command("status", "watermarks, last runs and counts per media type")
+    status.add_argument("--json", action="store_true", help="print one JSON object")
+
+    db = command("db", "database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply the migrations up to head")
+    _global_options(upgrade, suppress=True)
+
+    command("demo", "sync the built-in simulator into ./syncd-demo/ (no account, no network)")
+
+    from syncd.simulator.cli import add_arguments
+
+    add_arguments(command("simulator", "run the API simulator on its own"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.configure(args.log_format, args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"syncd: configuration error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except SyncdError as exc:
+        print(f"syncd: {logs.redact(str(exc))}", file=sys.stderr)
+        return exc.exit_code
+
+
+def _load_config(args) -> Config:
+    config = load(args.config)
+    if config.api.token:
+        logs.register_secret(config.api.token.reveal())
+    return config
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event):
+    """The first SIGINT or SIGTERM asks the run to stop cleanly; a second one is not gentle."""
+    received: list[int] = []
+
+    def handler(signum, _frame):
+        if received:
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def cmd_sync(args) -> int:
+    from syncd.summary import Progress
+    from syncd.sync import SyncRun
+
+    config = _load_config(args)
+    progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not args.no_progress)
+    stop = threading.Event()
+    run = SyncRun(config, media=args.media or config.sync.media, dry_run=args.dry_run,
+                  progress=progress, stop=stop)
+    with _stop_on_signals(stop) as received:
+        result = run.execute()
+    report_run(result, args.json, dry_run=args.dry_run)
+    if result.interrupted and received and received[0] == signal.SIGTERM:
+        return 143
+    return result.exit_code
+
+
+def report_run(result, as_json: bool, dry_run: bool = False) -> None:
+    for line in result.planned:
+        print(f"would {line}")
+    for stream, error in result.refused.items():
+        print(f"syncd: stream {stream} refused by the API: {logs.redact(error)}", file=sys.stderr)
+    for stream, error in result.stream_errors.items():
+        print(f"syncd: stream {stream} failed: {logs.redact(error)}", file=sys.stderr)
+    if result.fatal is not None:
+        print(f"syncd: {logs.redact(str(result.fatal))}", file=sys.stderr)
+    if result.interrupted:
+        print("syncd: interrupted; what finished is kept", file=sys.stderr)
+    summary = result.summary.as_json()
+    if as_json:
+        print(json.dumps(summary), flush=True)
+    else:
+        if dry_run:
+            print("dry run: nothing was fetched, recorded or moved")
+        for key, value in summary.items():
+            print(f"{key:>18}: {value}")
+
+
+def cmd_status(args) -> int:
+    from syncd.status import collect, render
+
+    config = _load_config(args)
+    report = collect(config)
+    print(json.dumps(report) if args.json else render(report))
+    return 0
+
+
+def cmd_db(args) -> int:
+    from syncd.db import connect, upgrade
+
+    config = _load_config(args)
+    engine = connect(config.database.url)
+    upgrade(engine)
+    engine.dispose()
+    print("database schema is at the newest revision")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from syncd.demo import run_demo
+
+    return run_demo(args)
+
+
+def cmd_simulator(args) -> int:
+    from syncd.simulator.cli import run
+
+    return run(args)
+
+
+COMMANDS = {"sync": cmd_sync, "status": cmd_status, "db": cmd_db, "demo": cmd_demo,
+            "simulator": cmd_simulator}

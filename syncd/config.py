@@ -1,0 +1,466 @@
+"""Configuration: a TOML file, then ``SYNCD_<SECTION>__<KEY>`` overrides, validated at start.
+
+Every key is declared once, as a dataclass field whose metadata holds its parser. A parser
+takes the raw value (from TOML, or a string from the environment) and returns the typed value
+or raises ValueError with what is wrong; the loader turns that into a ConfigError naming the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from syncd.errors import ConfigError
+
+MEDIA_TYPES = ("images", "videos", "audio", "editorial/images", "editorial/videos")
+ENV_PREFIX = "SYNCD_"
+DEFAULT_CONFIG_PATH = Path("config/syncd.toml")
+
+
+class Secret:
+    """A string that never shows itself in a repr, a log line or an exception."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+# --- parsers: (raw value, came from the environment) -> typed value -------------------------
+
+Parser = Callable[[Any, bool], Any]
+
+
+def _string(raw: Any, from_env: bool) -> str:
+    if not isinstance(raw, str):
+        raise ValueError(f"must be a string, not {type(raw).__name__}")
+    return raw
+
+
+def _optional_string(raw: Any, from_env: bool) -> str | None:
+    value = _string(raw, from_env)
+    return value or None
+
+
+def _boolean(raw: Any, from_env: bool) -> bool:
+    if from_env and isinstance(raw, str):
+        lowered = raw.strip().lower()
+        if lowered in ("true", "1", "yes", "on"):
+            return True
+        if lowered in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"must be true or false, not {raw!r}")
+    if not isinstance(raw, bool):
+        raise ValueError(f"must be true or false, not {raw!r}")
+    return raw
+
+
+def _integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
+    def parse(raw: Any, from_env: bool) -> int:
+        if from_env and isinstance(raw, str):
+            try:
+                raw = int(raw.strip())
+            except ValueError:
+                raise ValueError(f"must be a whole number, not {raw!r}") from None
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise ValueError(f"must be a whole number, not {raw!r}")
+        _check_range(raw, minimum, maximum)
+        return raw
+
+    return parse
+
+
+def _number(minimum: float | None = None, maximum: float | None = None) -> Parser:
+    def parse(raw: Any, from_env: bool) -> float:
+        if from_env and isinstance(raw, str):
+            try:
+                raw = float(raw.strip())
+            except ValueError:
+                raise ValueError(f"must be a number, not {raw!r}") from None
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            raise ValueError(f"must be a number, not {raw!r}")
+        _check_range(raw, minimum, maximum)
+        return float(raw)
+
+    return parse
+
+
+def _check_range(value: float, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and value < minimum:
+        raise ValueError(f"must be at least {minimum}, not {value}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"must be at most {maximum}, not {value}")
+
+
+def _choice(*allowed: str) -> Parser:
+    def parse(raw: Any, from_env: bool) -> str:
+        value = _string(raw, from_env)
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+
+    return parse
+
+
+def _media_list(raw: Any, from_env: bool) -> tuple[str, ...]:
+    if from_env and isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
+        raise ValueError("must be a list of media types")
+    if not raw:
+        raise ValueError(f"must name at least one of {', '.join(MEDIA_TYPES)}")
+    for item in raw:
+        if item not in MEDIA_TYPES:
+            raise ValueError(f"unknown media type {item!r} (known: {', '.join(MEDIA_TYPES)})")
+    if len(set(raw)) != len(raw):
+        raise ValueError("names a media type twice")
+    return tuple(item for item in MEDIA_TYPES if item in raw)
+
+
+def _table(raw: Any, from_env: bool) -> dict[str, str]:
+    if from_env and isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"must be a JSON object ({exc.msg})") from None
+    if not isinstance(raw, dict):
+        raise ValueError("must be a table")
+    for name, value in raw.items():
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ValueError(f"field {name!r} must be a string or a number")
+    return {str(name): str(value) for name, value in raw.items()}
+
+
+_DURATION = re.compile(r"(\d+)([smhd])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> int:
+    """``30m``, ``6h``, ``1h30m``, ``3d`` -> seconds. Raises ValueError."""
+    text = text.strip()
+    pos, total = 0, 0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        pos = match.end()
+    if not text or pos != len(text):
+        raise ValueError(f"must be a duration like 30m, 6h or 3d, not {text!r}")
+    if total <= 0:
+        raise ValueError(f"must be longer than zero, not {text!r}")
+    return total
+
+
+def _duration(raw: Any, from_env: bool) -> int:
+    return parse_duration(_string(raw, from_env))
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When ``serve`` runs a job: every ``interval_s`` seconds, on a cron expression, or never."""
+
+    interval_s: int | None = None
+    cron: str | None = None
+
+    @property
+    def off(self) -> bool:
+        return self.interval_s is None and self.cron is None
+
+
+def _schedule(raw: Any, from_env: bool) -> Schedule:
+    text = _string(raw, from_env).strip()
+    if text == "off":
+        return Schedule()
+    if len(text.split()) == 5:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(text, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"is not a valid cron expression ({exc})") from None
+        return Schedule(cron=text)
+    try:
+        return Schedule(interval_s=parse_duration(text))
+    except ValueError:
+        raise ValueError(
+            f"must be a duration (15m), a five-field cron expression or off, not {text!r}"
+        ) from None
+
+
+def _country(raw: Any, from_env: bool) -> str:
+    value = _string(raw, from_env)
+    if not re.fullmatch(r"[A-Z]{3}", value):
+        raise ValueError(f"must be an ISO 3166 alpha-3 code such as USA, not {value!r}")
+    return value
+
+
+def _url(raw: Any, from_env: bool) -> str:
+    value = _string(raw, from_env).rstrip("/")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an http(s) URL, not {value!r}")
+    if parts.query or parts.fragment:
+        raise ValueError("must not have a query or fragment")
+    return value
+
+
+def _optional_url(raw: Any, from_env: bool) -> str | None:
+    return _url(raw, from_env) if raw else None
+
+
+def _secret(raw: Any, from_env: bool) -> Secret:
+    return Secret(_string(raw, from_env))
+
+
+def _key_template(raw: Any, from_env: bool) -> str:
+    from syncd.storage.keys import check_template
+
+    value = _string(raw, from_env)
+    check_template(value)
+    return value
+
+
+def _prefix(raw: Any, from_env: bool) -> str:
+    value = _string(raw, from_env).strip("/")
+    if value and any(part in ("", ".", "..") for part in value.split("/")):
+        raise ValueError(f"must be a plain path of folder names, not {value!r}")
+    return value
+
+
+def key(default: Any, parse: Parser, doc: str = "") -> Any:
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+# --- the sections -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    base_url: str = key("https://api.shutterstock.com", _url)
+    token: Secret = key(None, _secret)
+    allow_http: bool = key(False, _boolean)
+    timeout_s: float = key(60.0, _number(1, 3600))
+    max_retries: int = key(5, _integer(0, 20))
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = key("sqlite:///syncd.db", _string)
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    backend: str = key("filesystem", _choice("filesystem", "s3"))
+    path: str = key("./dam", _string)
+    bucket: str | None = key(None, _optional_string)
+    prefix: str = key("", _prefix)
+    endpoint_url: str | None = key(None, _optional_url)
+    region: str | None = key(None, _optional_string)
+    key_template: str = key("{media_type}/{media_id}/{size}{ext}", _key_template)
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    media: tuple[str, ...] = key(MEDIA_TYPES, _media_list)
+    concurrency: int = key(4, _integer(1, 64))
+    team_history: bool = key(False, _boolean)
+    relicense: bool = key(False, _boolean)
+    relicense_budget: int = key(0, _integer(0))
+
+
+@dataclass(frozen=True)
+class UpdatesConfig:
+    enabled: bool = key(True, _boolean)
+    on_deletion: str = key("keep", _choice("keep", "quarantine", "delete"))
+    lookback: int = key(86400, _duration)
+    country: str = key("USA", _country)
+
+
+@dataclass(frozen=True)
+class RelicenseConfig:
+    subscription_id: str | None = key(None, _optional_string)
+    customer_id: str | None = key(None, _optional_string)
+    price: float = key(0.0, _number(0))
+    metadata: dict = key(None, _table)
+    editorial_license: str | None = key(None, _optional_string)
+    audio_license: str = key("audio_platform", _string)
+
+
+@dataclass(frozen=True)
+class JobsConfig:
+    catch_up: Schedule = key(Schedule(interval_s=15 * 60), _schedule)
+    updates: Schedule = key(Schedule(interval_s=3600), _schedule)
+    verify: Schedule = key(Schedule(interval_s=86400), _schedule)
+    backfill: Schedule = key(Schedule(interval_s=7 * 86400), _schedule)
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    grace_s: float = key(10.0, _number(0, 3600))
+
+
+@dataclass(frozen=True)
+class Config:
+    api: ApiConfig
+    database: DatabaseConfig
+    storage: StorageConfig
+    sync: SyncConfig
+    updates: UpdatesConfig
+    relicense: RelicenseConfig
+    jobs: JobsConfig
+    serve: ServeConfig
+    source: str = "defaults"
+
+
+_SECTION_CLASSES = {
+    "api": ApiConfig, "database": DatabaseConfig, "storage": StorageConfig, "sync": SyncConfig,
+    "updates": UpdatesConfig, "relicense": RelicenseConfig, "jobs": JobsConfig,
+    "serve": ServeConfig,
+}
+
+
+def env_name(section: str, name: str) -> str:
+    return f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
+
+
+def resolve_path(cli_path: str | None, environ: dict[str, str]) -> Path | None:
+    """--config, else $SYNCD_CONFIG, else ./config/syncd.toml when it exists."""
+    if cli_path:
+        return Path(cli_path)
+    if environ.get("SYNCD_CONFIG"):
+        return Path(environ["SYNCD_CONFIG"])
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load(cli_path: str | None = None, environ: dict[str, str] | None = None,
+         search: bool = True) -> Config:
+    """The configuration in force. ``search=False``: only ``environ``, no file."""
+    environ = dict(os.environ if environ is None else environ)
+    path = resolve_path(cli_path, environ) if search else None
+    document = _read_toml(path) if path else {}
+    _reject_unknown(document, environ)
+
+    sections: dict[str, Any] = {}
+    for section, cls in _SECTION_CLASSES.items():
+        values = {}
+        table = document.get(section, {})
+        for f in fields(cls):
+            parse = f.metadata["parse"]
+            name = f"{section}.{f.name}"
+            env_key = env_name(section, f.name)
+            try:
+                if env_key in environ:
+                    values[f.name] = parse(environ[env_key], True)
+                elif f.name in table:
+                    values[f.name] = parse(table[f.name], False)
+            except ValueError as exc:
+                raise ConfigError(name, str(exc)) from None
+        sections[section] = cls(**values)
+    config = Config(**sections, source=str(path) if path else "defaults")
+    config = _fill_derived(config, environ)
+    _check_cross_keys(config)
+    return config
+
+
+def _read_toml(path: Path) -> dict:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("--config", f"file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError("--config", f"cannot read {str(path)!r}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{str(path)!r} is not valid TOML: {exc}") from None
+
+
+def _reject_unknown(document: dict, environ: dict[str, str]) -> None:
+    for section, table in document.items():
+        if section not in _SECTION_CLASSES:
+            raise ConfigError(section, "unknown section")
+        if not isinstance(table, dict):
+            raise ConfigError(section, "must be a table")
+        known = {f.name for f in fields(_SECTION_CLASSES[section])}
+        for name in table:
+            if name not in known:
+                raise ConfigError(f"{section}.{name}", "unknown key")
+    for variable in environ:
+        if not variable.startswith(ENV_PREFIX) or "__" not in variable:
+            continue
+        section, _, name = variable[len(ENV_PREFIX):].lower().partition("__")
+        cls = _SECTION_CLASSES.get(section)
+        if cls is None or name not in {f.name for f in fields(cls)}:
+            raise ConfigError(variable, "unknown configuration key")
+
+
+def _fill_derived(config: Config, environ: dict[str, str]) -> Config:
+    from dataclasses import replace
+
+    api = config.api
+    if api.token is None:
+        api = replace(api, token=Secret(environ.get("SHUTTERSTOCK_API_TOKEN", "")))
+    relicense = config.relicense
+    if relicense.metadata is None:
+        relicense = replace(relicense, metadata={})
+    return replace(config, api=api, relicense=relicense)
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url_allowed(url: str, allow_http: bool) -> None:
+    """https, or http to a loopback address, unless ``api.allow_http``. Raises ValueError."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return
+    if parts.scheme == "http" and (allow_http or is_loopback(parts.hostname)):
+        return
+    raise ValueError(f"{parts.scheme}:// is not allowed (https only, unless api.allow_http)")
+
+
+def _check_cross_keys(config: Config) -> None:
+    try:
+        check_url_allowed(config.api.base_url, config.api.allow_http)
+    except ValueError as exc:
+        raise ConfigError("api.base_url", str(exc)) from None
+    if config.storage.backend == "s3" and not config.storage.bucket:
+        raise ConfigError("storage.bucket", "must be set when storage.backend is s3")
+    if config.storage.backend == "filesystem" and not config.storage.path.strip():
+        raise ConfigError("storage.path", "must not be empty")
+
+
+def require_token(config: Config) -> str:
+    token = config.api.token.reveal() if config.api.token else ""
+    if not token:
+        raise ConfigError(
+            "api.token", "not set: set SHUTTERSTOCK_API_TOKEN or api.token in the config file"
+        )
+    if any(ch.isspace() for ch in token) or not token.isprintable():
+        raise ConfigError("api.token", "contains white space or unprintable characters")
+    return token

@@ -1,0 +1,77 @@
+"""One engine factory, and the Alembic upgrade that every writing command runs first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from syncd.errors import ConfigError
+
+
+def migrations_dir() -> Path:
+    import syncd.migrations
+
+    return Path(syncd.migrations.__file__).parent
+
+
+def check_url(url: str) -> None:
+    """Raises ConfigError for a URL SQLAlchemy cannot use (checked before anything is made)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("database.url", "is not a SQLAlchemy URL") from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            "database.url", f"backend {parsed.get_backend_name()!r} is not supported "
+            "(sqlite or postgresql)"
+        )
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() not in (
+        "psycopg", "psycopg2"
+    ):
+        raise ConfigError("database.url", "use the psycopg driver: postgresql+psycopg://...")
+
+
+def sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def connect(url: str) -> Engine:
+    check_url(url)
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def upgrade(engine: Engine) -> None:
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")

@@ -1,0 +1,176 @@
+"""The queries syncd runs: one place that reads and writes licenses, files, watermarks and runs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Iterable
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from syncd.api.records import LicenseRecord
+from syncd.db.models import Asset, License, Run, StoredFile, StreamState
+from syncd.storage.keys import UnsafeValue, check_value
+from syncd.streams import Watermark
+
+PENDING, STORED, UNAVAILABLE, FAILED = "pending", "stored", "unavailable", "failed"
+QUEUED = (PENDING, FAILED)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def naive_utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+# --- stream state -----------------------------------------------------------------------------
+
+
+def stream_state(session: Session, stream: str, team_history: bool) -> StreamState:
+    state = session.get(StreamState, (stream, team_history))
+    if state is None:
+        state = StreamState(stream=stream, team_history=team_history)
+        session.add(state)
+    return state
+
+
+def watermark_of(state: StreamState) -> Watermark | None:
+    if state.watermark_license_id is None or state.watermark_time is None:
+        return None
+    return Watermark(state.watermark_license_id,
+                     state.watermark_time.replace(tzinfo=timezone.utc))
+
+
+# --- licenses ---------------------------------------------------------------------------------
+
+
+def known_license_ids(session: Session, media_type: str, ids: Iterable[str]) -> set[str]:
+    ids = list(ids)
+    if not ids:
+        return set()
+    rows = session.scalars(select(License.license_id).where(
+        License.media_type == media_type, License.license_id.in_(ids)))
+    return set(rows)
+
+
+def record_licenses(session: Session, licenses: list[LicenseRecord]) -> list[LicenseRecord]:
+    """Inserts the licenses not recorded before (as pending) and returns them; a license seen
+    twice is recorded once. Marks the sidecar of each touched asset for rewriting."""
+    if not licenses:
+        return []
+    media_type = licenses[0].media_type
+    known = known_license_ids(session, media_type, {lic.license_id for lic in licenses})
+    now = utcnow()
+    new: list[LicenseRecord] = []
+    for lic in licenses:
+        if lic.license_id in known:
+            continue
+        known.add(lic.license_id)
+        new.append(lic)
+        session.add(License(
+            media_type=lic.media_type, license_id=lic.license_id, media_id=lic.media_id,
+            size=lic.size, format=lic.format, license=lic.license,
+            download_time=naive_utc(lic.download_time), subscription_id=lic.subscription_id,
+            username=lic.username, is_downloadable=lic.is_downloadable,
+            license_metadata=lic.metadata, status=PENDING, attempts=0,
+            first_seen_at=now, updated_at=now,
+        ))
+        mark_sidecar_dirty(session, lic.media_type, lic.media_id)
+    return new
+
+
+def queued_licenses(session: Session, media_types: Iterable[str]) -> list[License]:
+    """Every license still to handle (new, or pending or failed from earlier runs)."""
+    return list(session.scalars(
+        select(License).where(License.media_type.in_(list(media_types)),
+                              License.status.in_(QUEUED))
+        .order_by(License.media_type, License.download_time.desc())
+    ))
+
+
+def as_record(row: License) -> LicenseRecord:
+    return LicenseRecord(
+        media_type=row.media_type, license_id=row.license_id, media_id=row.media_id,
+        size=row.size, format=row.format, license=row.license,
+        download_time=row.download_time.replace(tzinfo=timezone.utc),
+        subscription_id=row.subscription_id, username=row.username,
+        is_downloadable=row.is_downloadable, metadata=row.license_metadata or {},
+    )
+
+
+def set_outcome(session: Session, media_type: str, license_id: str, status: str,
+                reason: str | None = None, file_key: str | None = None) -> None:
+    values = {"status": status, "reason": reason, "updated_at": utcnow(),
+              "attempts": License.attempts + 1}
+    if file_key is not None:
+        values["file_key"] = file_key
+    session.execute(update(License).where(License.media_type == media_type,
+                                          License.license_id == license_id).values(**values))
+
+
+# --- files and assets -------------------------------------------------------------------------
+
+
+def stored_file(session: Session, media_type: str, media_id: str, size: str) -> StoredFile | None:
+    return session.scalars(select(StoredFile).where(
+        StoredFile.media_type == media_type, StoredFile.media_id == media_id,
+        StoredFile.size == size)).first()
+
+
+def record_file(session: Session, media_type: str, media_id: str, size: str, key: str,
+                size_bytes: int, sha256: str) -> None:
+    existing = session.get(StoredFile, key) or stored_file(session, media_type, media_id, size)
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    session.add(StoredFile(key=key, media_type=media_type, media_id=media_id, size=size,
+                           size_bytes=size_bytes, sha256=sha256, stored_at=utcnow()))
+    mark_sidecar_dirty(session, media_type, media_id)
+
+
+def mark_sidecar_dirty(session: Session, media_type: str, media_id: str) -> None:
+    """The asset's sidecar must be (re)written. Assets whose id cannot be a key get none."""
+    try:
+        check_value("media id", media_id)
+    except UnsafeValue:
+        return
+    asset = session.get(Asset, (media_type, media_id))
+    if asset is None:
+        session.add(Asset(media_type=media_type, media_id=media_id, status="active"))
+    else:
+        asset.sidecar_sha256 = None
+
+
+def dirty_assets(session: Session) -> list[Asset]:
+    return list(session.scalars(select(Asset).where(Asset.sidecar_sha256.is_(None))))
+
+
+def asset_licenses(session: Session, media_type: str, media_id: str) -> list[License]:
+    return list(session.scalars(select(License).where(
+        License.media_type == media_type, License.media_id == media_id)
+        .order_by(License.download_time, License.license_id)))
+
+
+def asset_files(session: Session, media_type: str, media_id: str) -> list[StoredFile]:
+    return list(session.scalars(select(StoredFile).where(
+        StoredFile.media_type == media_type, StoredFile.media_id == media_id)
+        .order_by(StoredFile.key)))
+
+
+# --- runs -------------------------------------------------------------------------------------
+
+
+def start_run(session: Session, command: str) -> Run:
+    run = Run(command=command, started_at=utcnow(), outcome="running")
+    session.add(run)
+    session.flush()
+    return run
+
+
+def finish_run(session: Session, run: Run, outcome: str, exit_code: int, summary: dict) -> None:
+    run.finished_at = utcnow()
+    run.outcome = outcome
+    run.exit_code = exit_code
+    run.summary = summary

@@ -1,0 +1,232 @@
+"""How bytes move: a fresh download URL for a license, streamed straight into storage while
+hashing, in memory that does not grow with the file."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+import structlog
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from syncd.api.client import ApiClient, ApiError, Forbidden, NotFound
+from syncd.api.http import make_session
+from syncd.api.retry import RetryPolicy
+from syncd.config import check_url_allowed
+from syncd.storage.base import Storage
+from syncd.storage.keys import UnsafeValue, check_key, extension_of, render
+from syncd.streams import LicenseStream
+
+log = structlog.get_logger("syncd.fetch")
+
+URL_GONE = frozenset({403, 404, 410})
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    chunk_size: int = 1 << 20
+    attempts: int = 4                     # tries of one URL when the transfer breaks
+    timeout_s: float = 60.0
+    backoff: RetryPolicy = field(default_factory=lambda: RetryPolicy(base_s=0.5, cap_s=10.0))
+
+
+@dataclass(frozen=True)
+class Need:
+    """One missing file: an asset and size, and the licenses that could fetch it, best first."""
+
+    stream: LicenseStream
+    media_id: str
+    size: str
+    format: str | None
+    license_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size_bytes: int
+    sha256: str
+    license_id: str
+
+
+class FetchFailed(Exception):
+    """The license's file could not be fetched. ``unavailable``: the API says it never will be
+    by redownload (as opposed to an error worth trying again)."""
+
+    def __init__(self, reason: str, unavailable: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.unavailable = unavailable
+
+
+class Interrupted(Exception):
+    """The run is stopping: the partial file was discarded."""
+
+
+class _UrlGone(Exception):
+    pass
+
+
+class _BrokenTransfer(Exception):
+    pass
+
+
+class Fetcher:
+    def __init__(self, client: ApiClient, storage: Storage, *, key_template: str,
+                 allow_http: bool, transfer: TransferConfig, pool_size: int,
+                 stop: threading.Event | None = None):
+        self.client = client
+        self.storage = storage
+        self.key_template = key_template
+        self.allow_http = allow_http
+        self.transfer = transfer
+        self.stop = stop or threading.Event()
+        self._session = make_session(pool_size)
+
+    def close(self) -> None:
+        self._session.close()
+
+    def fetch(self, need: Need) -> tuple[StoredObject | None, dict[str, FetchFailed]]:
+        """Tries the need's licenses in turn until one stores the file. Returns the stored
+        object (or None) and the failure of each license tried before it."""
+        failures: dict[str, FetchFailed] = {}
+        for license_id in need.license_ids:
+            try:
+                return self._fetch_license(need, license_id), failures
+            except FetchFailed as exc:
+                failures[license_id] = exc
+                log.warning("license.fetch_failed", stream=need.stream.media_type,
+                            license_id=license_id, reason=exc.reason)
+        return None, failures
+
+    def _fetch_license(self, need: Need, license_id: str) -> StoredObject:
+        for fresh_url_asked in (False, True):
+            url = self._redownload_url(need, license_id)
+            key = self._key_for(need, license_id, url)
+            try:
+                return self._download(url, key, license_id)
+            except _UrlGone as exc:
+                if fresh_url_asked:
+                    raise FetchFailed(f"download URL refused twice ({exc})") from None
+                log.info("url.refreshed", stream=need.stream.media_type, license_id=license_id,
+                         status=str(exc))
+        raise AssertionError("unreachable")
+
+    def _redownload_url(self, need: Need, license_id: str) -> str:
+        try:
+            url = self.client.redownload(need.stream, license_id, need.size)
+        except (Forbidden, NotFound) as exc:
+            raise FetchFailed(f"redownload refused: {exc}", unavailable=True) from None
+        except ApiError as exc:
+            raise FetchFailed(f"redownload failed: {exc}") from None
+        try:
+            check_url_allowed(url, self.allow_http)
+        except ValueError as exc:
+            raise FetchFailed(f"download URL refused: {exc}") from None
+        return url
+
+    def _key_for(self, need: Need, license_id: str, url: str) -> str:
+        try:
+            return check_key(render(
+                self.key_template, media_type=need.stream.media_type, media_id=need.media_id,
+                license_id=license_id, size=need.size, format=need.format,
+                ext=extension_of(url),
+            ))
+        except UnsafeValue as exc:
+            raise FetchFailed(str(exc)) from None
+
+    def _download(self, url: str, key: str, license_id: str) -> StoredObject:
+        attempt = 0
+        while True:
+            try:
+                return self._transfer_once(url, key, license_id)
+            except _BrokenTransfer as exc:
+                attempt += 1
+                if attempt >= self.transfer.attempts:
+                    raise FetchFailed(f"transfer failed after {attempt} attempts: {exc}") from None
+                delay = self.transfer.backoff.backoff(attempt - 1)
+                log.warning("transfer.retry", license_id=license_id, error=str(exc),
+                            attempt=attempt, wait_s=round(delay, 2))
+                if self.stop.wait(delay):
+                    raise Interrupted() from None
+
+    def _transfer_once(self, url: str, key: str, license_id: str) -> StoredObject:
+        try:
+            response = self._session.get(
+                url, stream=True, timeout=(min(10.0, self.transfer.timeout_s), self.transfer.timeout_s),
+                headers={"Accept-Encoding": "identity"},
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise _BrokenTransfer(type(exc).__name__) from None
+        with response:
+            if response.status_code in URL_GONE:
+                raise _UrlGone(f"HTTP {response.status_code}")
+            if response.status_code != 200:
+                if response.status_code == 429 or response.status_code >= 500:
+                    raise _BrokenTransfer(f"HTTP {response.status_code}")
+                raise FetchFailed(f"download answered HTTP {response.status_code}")
+            expected = _content_length(response)
+            try:
+                return self._stream_into_storage(response, key, expected, license_id)
+            except (requests.RequestException, Urllib3Error, OSError) as exc:
+                if isinstance(exc, OSError) and not _is_network_error(exc):
+                    raise
+                raise _BrokenTransfer(f"connection broken ({type(exc).__name__})") from None
+
+    def _stream_into_storage(self, response: requests.Response, key: str,
+                             expected: int | None, license_id: str) -> StoredObject:
+        digest = hashlib.sha256()
+        received = 0
+        buffer = bytearray(self.transfer.chunk_size)
+        view = memoryview(buffer)
+        read = _reader(response)
+        started = time.monotonic()
+        with self.storage.writer(key) as writer:
+            while True:
+                if self.stop.is_set():
+                    raise Interrupted()
+                count = read(view)
+                if not count:
+                    break
+                chunk = view[:count]
+                digest.update(chunk)
+                writer.write(chunk)
+                received += count
+            if expected is not None and received != expected:
+                raise _BrokenTransfer(f"got {received} of {expected} bytes")
+            writer.commit()
+        log.info("file.stored", license_id=license_id, key=key, bytes=received,
+                 seconds=round(time.monotonic() - started, 3))
+        return StoredObject(key, received, digest.hexdigest(), license_id)
+
+
+def _content_length(response: requests.Response) -> int | None:
+    value = response.headers.get("Content-Length")
+    if value is None or response.headers.get("Content-Encoding", "identity") != "identity":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _reader(response: requests.Response):
+    """readinto() on the raw stream into one reused buffer; iter_content when the body is
+    encoded (then Content-Length counts encoded bytes and cannot be checked)."""
+    if response.headers.get("Content-Encoding", "identity") == "identity":
+        return response.raw.readinto
+    chunks = response.iter_content(1 << 20)
+
+    def read(view: memoryview) -> int:
+        chunk = next(chunks, b"")
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    return read
+
+
+def _is_network_error(exc: OSError) -> bool:
+    return isinstance(exc, (ConnectionError, TimeoutError))

@@ -1,0 +1,52 @@
+"""structlog set-up: JSON lines off a terminal, console lines on one; the token never appears."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+_secrets: list[str] = []
+
+
+def register_secret(value: str) -> None:
+    """Every later log line has this value replaced by ``***``, wherever it appears."""
+    if value and value not in _secrets:
+        _secrets.append(value)
+
+
+def redact(text: str) -> str:
+    for secret in _secrets:
+        text = text.replace(secret, "***")
+    return text
+
+
+def _redact_processor(_logger, _method, event_dict: dict) -> dict:
+    if not _secrets:
+        return event_dict
+    return {key: redact(value) if isinstance(value, str) else
+            (redact(repr(value)) if not isinstance(value, (int, float, bool, type(None))) else value)
+            for key, value in event_dict.items()}
+
+
+def configure(log_format: str | None = None, verbose: bool = False, stream=None) -> None:
+    stream = stream or sys.stderr
+    if log_format is None:
+        log_format = "console" if stream.isatty() else "json"
+    renderer = (structlog.processors.JSONRenderer() if log_format == "json"
+                else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.DEBUG if verbose else logging.INFO),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )

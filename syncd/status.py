@@ -1,0 +1,65 @@
+"""``syncd status``: per stream, the watermark and the last run; per media type, the counts."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session
+
+from syncd.config import MEDIA_TYPES, Config
+from syncd.db import connect
+from syncd.db.engine import sqlite_path
+from syncd.db.models import Asset, License, StreamState
+
+COUNTED = ("stored", "pending", "unavailable", "failed", "deleted")
+
+
+def collect(config: Config) -> dict:
+    report = {"streams": [], "media": {m: dict.fromkeys(COUNTED, 0) for m in MEDIA_TYPES}}
+    path = sqlite_path(config.database.url)
+    if path is not None and not path.exists():
+        return report
+    engine = connect(config.database.url)
+    try:
+        if not inspect(engine).has_table("licenses"):
+            return report
+        with Session(engine) as session:
+            for state in session.scalars(select(StreamState).order_by(StreamState.stream)):
+                report["streams"].append({
+                    "stream": state.stream,
+                    "team_history": state.team_history,
+                    "watermark_license_id": state.watermark_license_id,
+                    "watermark_time": _iso(state.watermark_time),
+                    "last_run_at": _iso(state.last_run_at),
+                    "last_outcome": state.last_outcome,
+                    "last_error": state.last_error,
+                })
+            rows = session.execute(select(License.media_type, License.status, func.count())
+                                   .group_by(License.media_type, License.status))
+            for media_type, status, count in rows:
+                report["media"].setdefault(media_type, dict.fromkeys(COUNTED, 0))[status] = count
+            rows = session.execute(select(Asset.media_type, func.count())
+                                   .where(Asset.status == "deleted").group_by(Asset.media_type))
+            for media_type, count in rows:
+                report["media"][media_type]["deleted"] = count
+    finally:
+        engine.dispose()
+    return report
+
+
+def _iso(moment) -> str | None:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+def render(report: dict) -> str:
+    lines = [f"{'stream':<18} {'team':<5} {'watermark':<24} {'last run':<21} outcome"]
+    for s in report["streams"]:
+        mark = f"{s['watermark_license_id'] or '-'}"[:24]
+        lines.append(f"{s['stream']:<18} {'yes' if s['team_history'] else 'no':<5} {mark:<24} "
+                     f"{s['last_run_at'] or '-':<21} {s['last_outcome'] or '-'}")
+    if not report["streams"]:
+        lines.append("(no stream has run yet)")
+    lines.append("")
+    lines.append(f"{'media type':<18} " + " ".join(f"{c:>11}" for c in COUNTED))
+    for media_type, counts in report["media"].items():
+        lines.append(f"{media_type:<18} " + " ".join(f"{counts[c]:>11}" for c in COUNTED))
+    return "\n".join(lines)

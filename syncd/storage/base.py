@@ -1,0 +1,61 @@
+"""The storage interface every backend implements (filesystem now; S3 beside it)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Iterator
+
+
+class ObjectWriter(ABC):
+    """Receives one object's bytes. Nothing is visible under ``key`` until ``commit``; ``abort``
+    (or leaving the ``with`` block by an exception) discards what was written."""
+
+    def __init__(self, key: str):
+        self.key = key
+
+    @abstractmethod
+    def write(self, data: memoryview | bytes) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def abort(self) -> None: ...
+
+    def __enter__(self) -> "ObjectWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class Storage(ABC):
+    """Where files and sidecars land. Keys are relative, '/'-separated and already checked."""
+
+    description: str
+
+    @abstractmethod
+    def check_writable(self) -> None:
+        """Raises StorageError unless an object can be written now."""
+
+    @abstractmethod
+    def writer(self, key: str) -> ObjectWriter: ...
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Writes a small object atomically."""
+
+    @abstractmethod
+    def size_of(self, key: str) -> int | None:
+        """The stored object's size in bytes, or None when there is none."""
+
+    @abstractmethod
+    def read(self, key: str) -> Iterator[bytes]: ...
+
+    @abstractmethod
+    def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def remove_partials(self) -> int:
+        """Removes what a killed run left half-written; returns how many."""

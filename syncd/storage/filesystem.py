@@ -1,0 +1,127 @@
+"""A folder tree. Partial files live in ``.syncd-partial/`` under the root (same filesystem,
+so the final rename is atomic) where no key can point, and are fsynced before the rename."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+from syncd.errors import StorageError
+from syncd.storage.base import ObjectWriter, Storage
+
+PARTIAL_DIR = ".syncd-partial"
+READ_CHUNK = 1 << 20
+
+
+def _storage_error(action: str, path: Path | str, exc: OSError) -> StorageError:
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on device"
+    return StorageError(f"cannot {action} {str(path)!r}: {reason}")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class FilesystemWriter(ObjectWriter):
+    def __init__(self, storage: "FilesystemStorage", key: str):
+        super().__init__(key)
+        self._storage = storage
+        self._partial = storage.partial_dir / f"{uuid.uuid4().hex}.part"
+        try:
+            self._fd: int | None = os.open(
+                self._partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
+            )
+        except OSError as exc:
+            raise _storage_error("create", self._partial, exc) from None
+
+    def write(self, data: memoryview | bytes) -> None:
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            self.abort()
+            raise _storage_error("write", self._partial, exc) from None
+
+    def commit(self) -> None:
+        final = self._storage.path_of(self.key)
+        try:
+            os.fsync(self._fd)
+            os.close(self._fd)
+            self._fd = None
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._partial, final)
+            _fsync_dir(final.parent)
+        except OSError as exc:
+            self.abort()
+            raise _storage_error("store", final, exc) from None
+
+    def abort(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._partial.unlink(missing_ok=True)
+
+
+class FilesystemStorage(Storage):
+    def __init__(self, root: str | Path):
+        self.root = Path(root).absolute()
+        self.partial_dir = self.root / PARTIAL_DIR
+        self.description = f"folder {str(self.root)!r}"
+
+    def path_of(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/"))
+
+    def check_writable(self) -> None:
+        try:
+            self.partial_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.partial_dir / f"probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise _storage_error("write to", self.root, exc) from None
+
+    def writer(self, key: str) -> ObjectWriter:
+        return FilesystemWriter(self, key)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        with self.writer(key) as writer:
+            writer.write(data)
+            writer.commit()
+
+    def size_of(self, key: str) -> int | None:
+        try:
+            return self.path_of(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
+    def read(self, key: str) -> Iterator[bytes]:
+        with self.path_of(key).open("rb") as handle:
+            while chunk := handle.read(READ_CHUNK):
+                yield chunk
+
+    def delete(self, key: str) -> None:
+        self.path_of(key).unlink(missing_ok=True)
+
+    def remove_partials(self) -> int:
+        if not self.partial_dir.is_dir():
+            return 0
+        removed = 0
+        for entry in self.partial_dir.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed += 1
+        return removed

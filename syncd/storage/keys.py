@@ -1,0 +1,100 @@
+"""Storage keys: the template of CONTRACT section 4, and the checks that keep every key inside
+the storage root or prefix whatever the API sends."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import string
+from urllib.parse import unquote, urlsplit
+
+PLACEHOLDERS = ("media_type", "media_id", "license_id", "size", "format", "ext")
+REQUIRED = ("media_type", "media_id", "size")
+SIDECAR_NAME = "metadata.json"
+QUARANTINE = "quarantine"
+RESERVED_FIRST_SEGMENTS = (QUARANTINE,)
+
+_SAFE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_SAFE_EXT = re.compile(r"\.[a-z0-9_-]{1,16}")
+
+
+class UnsafeValue(ValueError):
+    """A value from the API that cannot become part of a key."""
+
+
+def check_value(name: str, value: object) -> str:
+    """Letters, digits, ``_`` and ``-`` only: no separators, no dots, no traversal."""
+    if not isinstance(value, str) or not _SAFE.fullmatch(value):
+        raise UnsafeValue(f"{name} {value!r} is not a safe key part (letters, digits, _ and - only)")
+    return value
+
+
+def extension_of(url: str) -> str:
+    """The last suffix of the percent-decoded last segment of the URL's path, lower case, with
+    its dot; ``.bin`` where there is none."""
+    segment = unquote(urlsplit(url).path).rsplit("/", 1)[-1]
+    stem, dot, suffix = segment.rpartition(".")
+    if not dot or not stem or not suffix:
+        return ".bin"
+    ext = "." + suffix.lower()
+    if not _SAFE_EXT.fullmatch(ext):
+        raise UnsafeValue(f"file suffix {ext!r} of the download URL is not a safe key part")
+    return ext
+
+
+def check_template(template: str) -> None:
+    """Raises ValueError unless the template can only produce keys inside the root."""
+    names = []
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"is not a valid template ({exc})") from None
+    for _literal, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in PLACEHOLDERS:
+            raise ValueError(
+                f"unknown placeholder {{{name}}} (known: {', '.join(PLACEHOLDERS)})"
+            )
+        if spec or conversion:
+            raise ValueError(f"placeholder {{{name}}} takes no format spec or conversion")
+        names.append(name)
+    missing = [name for name in REQUIRED if name not in names]
+    if missing:
+        raise ValueError(
+            "must contain " + ", ".join("{" + n + "}" for n in missing)
+            + " so that each asset and size has its own key"
+        )
+    sample = render(template, media_type="editorial/images", media_id="m1", license_id="l1",
+                    size="huge", format="jpg", ext=".jpg")
+    check_key(sample)
+
+
+def render(template: str, *, media_type: str, media_id: str, license_id: str, size: str,
+           format: str | None, ext: str) -> str:
+    return template.format(
+        media_type=media_type, media_id=media_id, license_id=license_id, size=size,
+        format=format or ext.lstrip("."), ext=ext,
+    )
+
+
+def check_key(key: str) -> str:
+    """A relative key of plain segments: no empty, ``.``/``..`` or hidden segment, and no
+    collision with a sidecar or the quarantine folder."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise UnsafeValue(f"key {key!r} is not a relative path")
+    segments = key.split("/")
+    for segment in segments:
+        if segment in ("", ".", "..") or segment.startswith("."):
+            raise UnsafeValue(f"key {key!r} has an empty, hidden or parent segment")
+    if posixpath.normpath(key) != key:
+        raise UnsafeValue(f"key {key!r} is not normalised")
+    if segments[-1] == SIDECAR_NAME:
+        raise UnsafeValue(f"key {key!r} would overwrite a sidecar")
+    if segments[0] in RESERVED_FIRST_SEGMENTS:
+        raise UnsafeValue(f"key {key!r} lies in the reserved folder {segments[0]}/")
+    return key
+
+
+def sidecar_key(media_type: str, media_id: str) -> str:
+    return f"{media_type}/{check_value('media id', media_id)}/{SIDECAR_NAME}"

@@ -1,0 +1,82 @@
+"""The run summary (CONTRACT section 2) and how a run ends."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict, dataclass, field
+
+SUMMARY_KEYS = ("licenses_seen", "new_licenses", "downloaded", "already_present", "relicensed",
+                "credits_spent", "credits_planned", "unavailable", "failed", "bytes_downloaded",
+                "api_requests", "duration_s")
+
+
+@dataclass
+class Summary:
+    licenses_seen: int = 0
+    new_licenses: int = 0
+    downloaded: int = 0
+    already_present: int = 0
+    relicensed: int = 0
+    credits_spent: int = 0
+    credits_planned: int = 0
+    unavailable: int = 0
+    failed: int = 0
+    bytes_downloaded: int = 0
+    api_requests: int = 0
+    duration_s: float = 0.0
+
+    def as_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunResult:
+    """A summary, plus what went wrong at the level of streams or the whole run."""
+
+    summary: Summary = field(default_factory=Summary)
+    stream_errors: dict[str, str] = field(default_factory=dict)   # stream -> why it failed
+    refused: dict[str, str] = field(default_factory=dict)         # stream -> the 403
+    fatal: Exception | None = None                                # 401, storage, ...
+    interrupted: bool = False
+    planned: list[str] = field(default_factory=list)              # --dry-run: what it would do
+
+    @property
+    def exit_code(self) -> int:
+        if self.interrupted:
+            return 130
+        if self.fatal is not None:
+            return getattr(self.fatal, "exit_code", 1)
+        if self.refused:
+            return 3
+        if self.stream_errors or self.summary.failed:
+            return 1
+        return 0
+
+    @property
+    def outcome(self) -> str:
+        return {0: "ok", 1: "failed", 2: "usage", 3: "refused", 4: "storage",
+                130: "interrupted"}.get(self.exit_code, "failed")
+
+
+class Progress:
+    """One line on stderr, rewritten in place, when the operator watches a terminal."""
+
+    def __init__(self, stream=None, enabled: bool = False):
+        self._stream = stream
+        self.enabled = enabled and stream is not None
+        self._lock = threading.Lock()
+
+    def show(self, summary: Summary, files_left: int) -> None:
+        if not self.enabled:
+            return
+        with self._lock:
+            self._stream.write(
+                f"\rlicenses paged {summary.licenses_seen}  files fetched {summary.downloaded}"
+                f"  ({summary.bytes_downloaded / 1e6:.1f} MB)  left {files_left}   "
+            )
+            self._stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self._stream.write("\n")
+            self._stream.flush()

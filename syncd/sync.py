@@ -1,0 +1,326 @@
+"""``syncd sync``: page every enabled license stream to its watermark, then fetch everything
+missing. The streams, the planner, the fetcher and storage do the work; this module runs them in
+order and keeps the ledger."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from syncd import sidecar
+from syncd.api.client import ApiClient, ApiError, Forbidden
+from syncd.api.records import LicenseRecord
+from syncd.api.retry import RetryPolicy
+from syncd.config import Config, require_token
+from syncd.db import connect, ledger, upgrade
+from syncd.db.engine import check_url, sqlite_path
+from syncd.errors import AuthError, StorageError
+from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
+from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
+from syncd.storage import Storage, open_storage
+from syncd.streams import LICENSE_STREAMS, PER_PAGE, LicenseStream, newest, pages_until
+from syncd.summary import Progress, RunResult
+
+log = structlog.get_logger("syncd.sync")
+
+AssetSize = tuple[str, str, str]  # media type, media id, size
+
+
+@dataclass
+class Group:
+    """The licenses of one asset and size handled in this run, with what the planner said."""
+
+    need: Need | None
+    actions: dict[str, Action]            # license id -> action
+    records: dict[str, LicenseRecord]
+
+
+class SyncRun:
+    def __init__(self, config: Config, *, media: tuple[str, ...], dry_run: bool = False,
+                 progress: Progress | None = None, stop: threading.Event | None = None):
+        self.config = config
+        self.media = media
+        self.dry_run = dry_run
+        self.progress = progress or Progress()
+        self.stop = stop or threading.Event()
+        self.result = RunResult()
+        self._seen: set[tuple[str, str]] = set()
+        self._dry_new: list[LicenseRecord] = []
+
+    # --- set-up: every check that can fail with exit 2 or 4 comes before any request ----------
+
+    def prepare(self) -> tuple[ApiClient, Storage, Engine]:
+        token = require_token(self.config)
+        check_url(self.config.database.url)
+        storage = open_storage(self.config.storage)
+        if not self.dry_run:
+            storage.check_writable()
+        engine = self._engine()
+        client = ApiClient(
+            self.config.api.base_url, token,
+            policy=RetryPolicy(max_retries=self.config.api.max_retries),
+            timeout_s=self.config.api.timeout_s, pool_size=self.config.sync.concurrency,
+            sleep=self._sleep,
+        )
+        return client, storage, engine
+
+    def _engine(self) -> Engine:
+        url = self.config.database.url
+        path = sqlite_path(url)
+        if self.dry_run and path is not None and not path.exists():
+            engine = connect("sqlite://")   # records nothing: a throwaway empty ledger
+        else:
+            engine = connect(url)
+        upgrade(engine)
+        return engine
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(seconds):
+            raise Interrupted()
+
+    # --- the run ------------------------------------------------------------------------------
+
+    def execute(self) -> RunResult:
+        started = time.monotonic()
+        client, storage, engine = self.prepare()
+        summary = self.result.summary
+        try:
+            with Session(engine, expire_on_commit=False) as session:
+                run = None if self.dry_run else ledger.start_run(session, "sync")
+                if not self.dry_run:
+                    removed = storage.remove_partials()
+                    if removed:
+                        log.info("partials.removed", count=removed)
+                    sidecar.write_dirty(session, storage)
+                    session.commit()
+                try:
+                    for media_type in self.media:
+                        self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
+                    self._fetch_missing(session, client, storage)
+                    if not self.dry_run:
+                        sidecar.write_dirty(session, storage)
+                except (AuthError, StorageError) as exc:
+                    self.result.fatal = exc
+                except Interrupted:
+                    self.result.interrupted = True
+                finally:
+                    session.rollback() if self.dry_run else session.commit()
+                    summary.api_requests = client.requests_sent
+                    summary.duration_s = round(time.monotonic() - started, 3)
+                    if run is not None:
+                        ledger.finish_run(session, run, self.result.outcome,
+                                          self.result.exit_code, summary.as_json())
+                        session.commit()
+        finally:
+            client.close()
+            engine.dispose()
+            self.progress.done()
+        return self.result
+
+    # --- paging ------------------------------------------------------------------------------
+
+    def _catch_up(self, session: Session, client: ApiClient, stream: LicenseStream, run) -> None:
+        team = self.config.sync.team_history
+        state = ledger.stream_state(session, stream.media_type, team)
+        watermark = ledger.watermark_of(state)
+        head = watermark
+        bound = log.bind(stream=stream.media_type)
+        try:
+            for number, page in pages_until(
+                    lambda n: client.license_page(stream, n, PER_PAGE, team), watermark):
+                if self.stop.is_set():
+                    raise Interrupted()
+                fresh = self._first_sightings(page.licenses)
+                head = newest(page.licenses, head)
+                new = self._record(session, fresh)
+                if not self.dry_run:
+                    state.checkpoint_run_id = run.id
+                    state.checkpoint_page = number
+                    state.checkpoint_head_id = head.license_id if head else None
+                    state.checkpoint_head_time = ledger.naive_utc(head.download_time) if head else None
+                    session.commit()
+                bound.info("page.fetched", page=number, licenses=len(page.licenses), new=len(new))
+                self.progress.show(self.result.summary, 0)
+        except Forbidden as exc:
+            self.result.refused[stream.media_type] = str(exc)
+            self._stream_done(session, state, run, "refused", str(exc))
+            bound.error("stream.refused", error=str(exc))
+            return
+        except ApiError as exc:
+            self.result.stream_errors[stream.media_type] = str(exc)
+            self._stream_done(session, state, run, "failed", str(exc))
+            bound.error("stream.failed", error=str(exc))
+            return
+        if not self.dry_run and head is not None:
+            state.watermark_license_id = head.license_id
+            state.watermark_time = ledger.naive_utc(head.download_time)
+        self._stream_done(session, state, run, "ok", None)
+        bound.info("stream.caught_up", watermark=head.license_id if head else None)
+
+    def _first_sightings(self, licenses: list[LicenseRecord]) -> list[LicenseRecord]:
+        """Licenses not yet seen in this run (page drift shows some twice)."""
+        fresh = []
+        for lic in licenses:
+            identity = (lic.media_type, lic.license_id)
+            if identity not in self._seen:
+                self._seen.add(identity)
+                fresh.append(lic)
+        self.result.summary.licenses_seen += len(fresh)
+        return fresh
+
+    def _record(self, session: Session, fresh: list[LicenseRecord]) -> list[LicenseRecord]:
+        if self.dry_run:
+            known = ledger.known_license_ids(session, fresh[0].media_type,
+                                             [lic.license_id for lic in fresh]) if fresh else set()
+            new = [lic for lic in fresh if lic.license_id not in known]
+            self._dry_new.extend(new)
+        else:
+            new = ledger.record_licenses(session, fresh)
+        self.result.summary.new_licenses += len(new)
+        return new
+
+    def _stream_done(self, session, state, run, outcome: str, error: str | None) -> None:
+        if self.dry_run:
+            return
+        state.checkpoint_run_id = state.checkpoint_page = None
+        state.checkpoint_head_id = state.checkpoint_head_time = None
+        state.last_run_id = run.id
+        state.last_run_at = ledger.utcnow()
+        state.last_outcome = outcome
+        state.last_error = error
+        session.commit()
+
+    # --- fetching ----------------------------------------------------------------------------
+
+    def _queue(self, session: Session) -> list[LicenseRecord]:
+        queued = [ledger.as_record(row) for row in ledger.queued_licenses(session, self.media)]
+        return queued + self._dry_new
+
+    def _groups(self, session: Session, licenses: list[LicenseRecord]) -> dict[AssetSize, Group]:
+        by_asset_size: dict[AssetSize, list[LicenseRecord]] = defaultdict(list)
+        for lic in licenses:
+            by_asset_size[(lic.media_type, lic.media_id, lic.size)].append(lic)
+        groups = {}
+        for (media_type, media_id, size), members in by_asset_size.items():
+            stream = LICENSE_STREAMS[media_type]
+            stored = ledger.stored_file(session, media_type, media_id, size) is not None
+            actions = {lic.license_id: plan(lic, stream, stored) for lic in members}
+            candidates = sorted(
+                (lic for lic in members if actions[lic.license_id].kind == REDOWNLOAD),
+                key=lambda lic: (lic.is_downloadable is not True, -lic.download_time.timestamp()),
+            )
+            need = Need(stream, media_id, size, candidates[0].format,
+                        tuple(lic.license_id for lic in candidates)) if candidates else None
+            groups[(media_type, media_id, size)] = Group(
+                need, actions, {lic.license_id: lic for lic in members})
+        return groups
+
+    def _fetch_missing(self, session: Session, client: ApiClient, storage: Storage) -> None:
+        groups = self._groups(session, self._queue(session))
+        for group in groups.values():
+            if group.need is None:
+                self._settle(session, storage, group, stored=None, failures={})
+        session.commit()
+        pending = [group for group in groups.values() if group.need is not None]
+        if self.dry_run:
+            for group in pending:
+                need = group.need
+                self.result.planned.append(
+                    f"redownload {need.stream.media_type}/{need.media_id} size {need.size} "
+                    f"(license {need.license_ids[0]})")
+            return
+        self._run_fetches(session, client, storage, pending)
+
+    def _run_fetches(self, session, client, storage, pending: list[Group]) -> None:
+        concurrency = self.config.sync.concurrency
+        fetcher = Fetcher(client, storage, key_template=self.config.storage.key_template,
+                          allow_http=self.config.api.allow_http,
+                          transfer=TransferConfig(timeout_s=self.config.api.timeout_s),
+                          pool_size=concurrency, stop=self.stop)
+        todo = list(reversed(pending))
+        running: dict[Future, Group] = {}
+        fatal: BaseException | None = None
+        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fetch") as pool:
+            try:
+                while todo or running:
+                    while todo and len(running) < concurrency * 2 and fatal is None \
+                            and not self.stop.is_set():
+                        group = todo.pop()
+                        running[pool.submit(fetcher.fetch, group.need)] = group
+                    if not running:
+                        break
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        group = running.pop(future)
+                        try:
+                            stored, failures = future.result()
+                        except (AuthError, StorageError, Interrupted) as exc:
+                            fatal = fatal or exc
+                            self.stop.set()
+                            continue
+                        except Exception as exc:  # a bug must fail one file, not the run
+                            log.exception("fetch.crashed", media_id=group.need.media_id)
+                            failures = {lid: FetchFailed(f"internal error: {exc!r}")
+                                        for lid in group.need.license_ids}
+                            stored = None
+                        self._settle(session, storage, group, stored, failures)
+                        session.commit()
+                        self.progress.show(self.result.summary, len(todo) + len(running))
+            finally:
+                fetcher.close()
+        if fatal is not None:
+            raise fatal
+        if self.stop.is_set():
+            raise Interrupted()
+
+    def _settle(self, session: Session, storage: Storage, group: Group,
+                stored: StoredObject | None, failures: dict[str, FetchFailed]) -> None:
+        """Records the outcome of each license of a group, counts it, and rewrites the sidecar."""
+        summary = self.result.summary
+        first = next(iter(group.records.values()))
+        existing = None if stored else ledger.stored_file(
+            session, first.media_type, first.media_id, first.size)
+        if stored is not None and not self.dry_run:
+            ledger.record_file(session, first.media_type, first.media_id, first.size,
+                               stored.key, stored.size_bytes, stored.sha256)
+            summary.downloaded += 1
+            summary.bytes_downloaded += stored.size_bytes
+        for license_id, action in group.actions.items():
+            bound = log.bind(stream=first.media_type, license_id=license_id)
+            if stored is not None and license_id == stored.license_id:
+                self._set(session, first.media_type, license_id, ledger.STORED, None, stored.key)
+                continue
+            if action.kind == INVALID:
+                summary.failed += 1
+                bound.error("license.failed", reason=action.reason)
+                self._set(session, first.media_type, license_id, ledger.FAILED, action.reason)
+            elif stored is not None or (action.kind == STORED and existing is not None):
+                summary.already_present += 1
+                key = stored.key if stored else existing.key
+                self._set(session, first.media_type, license_id, ledger.STORED, None, key)
+            elif action.kind == UNAVAILABLE:
+                summary.unavailable += 1
+                bound.info("license.unavailable", reason=action.reason)
+                self._set(session, first.media_type, license_id, ledger.UNAVAILABLE, action.reason)
+            else:
+                failure = failures.get(license_id) or FetchFailed("not tried")
+                status = ledger.UNAVAILABLE if failure.unavailable else ledger.FAILED
+                if failure.unavailable:
+                    summary.unavailable += 1
+                else:
+                    summary.failed += 1
+                bound.warning("license." + status, reason=failure.reason)
+                self._set(session, first.media_type, license_id, status, failure.reason)
+        if not self.dry_run:
+            sidecar.write_dirty_asset(session, storage, first.media_type, first.media_id)
+
+    def _set(self, session, media_type, license_id, status, reason, key=None) -> None:
+        if not self.dry_run:
+            ledger.set_outcome(session, media_type, license_id, status, reason, key)
