@@ -1,1 +1,93 @@
+"""Shared fixtures: the simulator over real HTTP on loopback, and syncd run as an operator runs
+it (a subprocess of ``python -m syncd``), so exit codes, stdout and signals are the real ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from syncd.simulator import Catalog, Simulator
 from tests.pgserver import postgres_server, postgres_url  # noqa: F401
+
+TOKEN = "sim-token-6f1d0c9e2b7a"
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Finished:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def summary(self) -> dict:
+        return json.loads(self.stdout.strip().splitlines()[-1])
+
+
+class Syncd:
+    """Runs syncd against one simulator, one database and one storage root."""
+
+    def __init__(self, tmp_path: Path, sim: Simulator):
+        self.sim = sim
+        self.home = tmp_path
+        self.root = tmp_path / "dam"
+        self.db_path = tmp_path / "syncd.db"
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(tmp_path),
+            "SYNCD_API__BASE_URL": sim.base_url,
+            "SHUTTERSTOCK_API_TOKEN": TOKEN,
+            "SYNCD_DATABASE__URL": f"sqlite:///{self.db_path}",
+            "SYNCD_STORAGE__PATH": str(self.root),
+            "SYNCD_UPDATES__ENABLED": "false",
+            "SYNCD_API__MAX_RETRIES": "2",
+            "PYTHONPATH": str(REPO),
+        }
+
+    def command(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "syncd", *args]
+
+    def run(self, *args: str, env: dict | None = None, timeout: float = 120) -> Finished:
+        done = subprocess.run(self.command(*args), cwd=self.home, env={**self.env, **(env or {})},
+                              capture_output=True, text=True, timeout=timeout)
+        return Finished(done.returncode, done.stdout, done.stderr)
+
+    def sync(self, *args: str, env: dict | None = None) -> Finished:
+        return self.run("sync", "--json", "--no-progress", *args, env=env)
+
+    def start(self, *args: str, env: dict | None = None) -> subprocess.Popen:
+        return subprocess.Popen(self.command(*args), cwd=self.home,
+                                env={**self.env, **(env or {})}, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+
+    def stored_files(self) -> dict[str, Path]:
+        """Every object under a final key (sidecars excluded), by key."""
+        return {p.relative_to(self.root).as_posix(): p for p in self.root.rglob("*")
+                if p.is_file() and p.name != "metadata.json"
+                and not p.relative_to(self.root).as_posix().startswith(".")}
+
+    def sidecar(self, media_type: str, media_id: str) -> dict:
+        return json.loads((self.root / media_type / media_id / "metadata.json").read_text())
+
+
+@pytest.fixture
+def sim():
+    with Simulator(Catalog.example(), token=TOKEN) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def syncd(tmp_path, sim) -> Syncd:
+    return Syncd(tmp_path, sim)
+
+
+def sigkill(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=30)

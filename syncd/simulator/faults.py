@@ -1,0 +1,110 @@
+"""Answers the simulator gives instead of the normal one: set by tests, or at random."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from syncd.simulator.answers import Answer, error_answer, json_answer, raw_answer
+
+ACTIONS = (None, "reset", "truncate", "html", "badjson")
+_HTML_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+_BROKEN_JSON = b'{"data": ['
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern
+    status: int | None
+    body: bytes | str | dict | list | None
+    content_type: str
+    headers: dict[str, str]
+    action: str | None
+    remaining: int
+
+    def answer(self, normal: Callable[[], Answer]) -> Answer:
+        if self.action == "reset":
+            return Answer(0, (), 0, cut="reset")
+        if self.action == "truncate":
+            return dataclasses.replace(normal(), cut="truncate")
+        if self.action == "html":
+            return raw_answer(self.status or 502, _HTML_PAGE, "text/html", self.headers)
+        if self.action == "badjson":
+            return raw_answer(200, _BROKEN_JSON, "application/json", self.headers)
+        return raw_answer(self.status, self._body(), self.content_type, self.headers)
+
+    def _body(self) -> bytes:
+        if self.body is None:
+            return json.dumps({"message": f"Simulated error {self.status}"}).encode()
+        if isinstance(self.body, (dict, list)):
+            return json.dumps(self.body).encode()
+        return self.body.encode() if isinstance(self.body, str) else self.body
+
+
+class FaultPlan:
+    """Faults set by `Simulator.add_fault`: each answers the next `times` matching requests."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._faults: list[Fault] = []
+
+    def add(
+        self, method: str, path_regex: str, *, status: int | None, body, content_type: str,
+        headers: dict[str, str] | None, times: int, action: str | None,
+    ) -> None:
+        if action not in ACTIONS:
+            raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
+        if action is None and status is None:
+            raise ValueError("a fault without an action needs a status")
+        fault = Fault(method.upper(), re.compile(path_regex), status, body, content_type,
+                      dict(headers or {}), action, times)
+        with self._lock:
+            self._faults.append(fault)
+
+    def take(self, method: str, path: str) -> Fault | None:
+        """The first fault left for this request (`re.search` on the path), used up once."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.method == method and fault.path.search(path):
+                    fault.remaining -= 1
+                    if fault.remaining == 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+
+@dataclass
+class RandomFaults:
+    """Trouble at random, from a seed (`syncd simulator --fail-rate ...`)."""
+
+    seed: int = 0
+    fail_rate: float = 0.0  # API requests answered 500
+    rate_limit_rate: float = 0.0  # API requests answered 429 with Retry-After: 1
+    reset_rate: float = 0.0  # downloads reset half-way through the body
+    latency_ms: int = 0  # added to every API request
+
+    def __post_init__(self):
+        self._rng = random.Random(self.seed)
+        self._lock = threading.Lock()
+
+    def api_answer(self) -> Answer | None:
+        """Waits the latency, then maybe answers 500 or 429; None: answer normally."""
+        time.sleep(self.latency_ms / 1000)
+        with self._lock:
+            roll = self._rng.random()
+        if roll < self.fail_rate:
+            return error_answer(500, "Simulated internal error")
+        if roll < self.fail_rate + self.rate_limit_rate:
+            return json_answer(429, {"message": "Too many requests"}, {"Retry-After": "1"})
+        return None
+
+    def cut_download(self) -> bool:
+        with self._lock:
+            return self._rng.random() < self.reset_rate

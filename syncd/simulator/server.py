@@ -1,0 +1,355 @@
+"""`Simulator`: the catalog served over real HTTP, as api.shutterstock.com and its download
+host would serve it, with a log of every request and faults on demand."""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import re
+import socket
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from requests.structures import CaseInsensitiveDict
+
+from syncd.simulator.answers import Answer, error_answer, json_answer, raw_answer
+from syncd.simulator.api import BadRequest, ListQuery, license_page, redownload
+from syncd.simulator.catalog import KINDS, ORIGINAL, STREAMS, Catalog, FileKey, License, file_ext
+from syncd.simulator.content import ContentStore
+from syncd.simulator.downloads import DownloadLinks, file_answer, published_path
+from syncd.simulator.faults import FaultPlan, RandomFaults
+
+_LIST = re.compile(r"/v2/(images|videos|audio|editorial/images|editorial/videos)/licenses")
+_REDOWNLOAD = re.compile(r"/v2/(images|videos|audio)/licenses/([^/]+)/downloads")
+_FILE = re.compile(r"/files/([^/]+)/[^/]+")
+
+PageCallback = Callable[["Simulator"], None]
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # as sent, without the query
+    query: dict[str, list[str]]
+    headers: CaseInsensitiveDict
+    body: bytes
+
+
+@dataclass(frozen=True)
+class RequestRecord(Request):
+    status: int  # 0: the connection was reset without an answer
+
+
+class Simulator:
+    """Serves `catalog` on `host:port` (0: any free port) from `start()` until `stop()`."""
+
+    def __init__(
+        self,
+        catalog: Catalog | None = None,
+        token: str = "demo-token",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        url_ttl_s: float = 8 * 3600,
+        download_base: str | None = None,
+        files_dir: str | Path | None = None,
+        random_faults: RandomFaults | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.catalog = catalog if catalog is not None else Catalog.example()
+        self.token = token
+        self.host = host
+        self.port = port
+        self._links = DownloadLinks(url_ttl_s, clock, download_base,
+                                    Path(files_dir) if files_dir is not None else None)
+        self._random_faults = random_faults
+        self._faults = FaultPlan()
+        self._content = ContentStore()
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+        self._page_callbacks: dict[tuple[str, int], list[PageCallback]] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- running ---------------------------------------------------------------------------
+
+    def start(self) -> Simulator:
+        for stream in STREAMS:
+            for lic in self.catalog.history(stream):
+                self._publish(lic)
+        self._server = _Server((self.host, self.port), self)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="simulator",
+                                        kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.close_connections()
+        self._server.server_close()
+        self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the simulator is not running")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._server.server_address[1]}"
+
+    # -- the request log -------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        with self._lock:
+            return list(self._records)
+
+    def api_requests(self, method: str | None = None, path: str | None = None) -> list[RequestRecord]:
+        return [
+            record for record in self.requests
+            if record.path.startswith("/v2")
+            and method in (None, record.method)
+            and path in (None, record.path)
+        ]
+
+    def list_requests(self, stream: str) -> list[RequestRecord]:
+        return self.api_requests("GET", f"/v2/{stream}/licenses")
+
+    def download_requests(self) -> list[RequestRecord]:
+        return [record for record in self.requests if record.path.startswith("/files/")]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    # -- shaping what happens --------------------------------------------------------------
+
+    def add_license(
+        self,
+        stream: str,
+        media_id: str | None = None,
+        size: str | None = None,
+        is_downloadable: bool | None = True,
+        username: str = "jsmith",
+        **details,
+    ) -> dict:
+        """A new license at the head of `stream` (see `Catalog.add` for `details`); returns
+        the item as the license list shows it."""
+        lic = self.catalog.add(stream, media_id=media_id, size=size,
+                               is_downloadable=is_downloadable, username=username, **details)
+        self._publish(lic)
+        return lic.to_api()
+
+    def on_list_page(self, stream: str, page: int, callback: PageCallback) -> None:
+        """Run `callback(self)` once, the next time page `page` of `stream` is served: after
+        the page's content is fixed and before it is sent, so that every later request, on
+        any connection, sees what the callback changed."""
+        with self._lock:
+            self._page_callbacks.setdefault((stream, page), []).append(callback)
+
+    def add_fault(
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int | None = None,
+        body: bytes | str | dict | list | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        action: str | None = None,
+    ) -> None:
+        """Answer the next `times` requests of `method` whose path matches `path_regex`
+        (`re.search`) with `status` and `body`, or with `action`: `reset` (close the
+        connection unanswered), `truncate` (full headers, half the body, then reset), `html`
+        (`status`, default 502, with an HTML page), `badjson` (200 with broken JSON)."""
+        self._faults.add(method, path_regex, status=status, body=body, content_type=content_type,
+                         headers=headers, times=times, action=action)
+
+    # -- the files served ------------------------------------------------------------------
+
+    def expected_size(self, stream: str, media_id: str, size: str | None) -> int:
+        return self.catalog.file_size(FileKey(stream, media_id, size or ORIGINAL))
+
+    def expected_sha256(self, stream: str, media_id: str, size: str | None) -> str:
+        key = FileKey(stream, media_id, size or ORIGINAL)
+        return self._content.sha256(key, self.catalog.file_size(key))
+
+    @staticmethod
+    def file_ext(stream: str, size: str | None) -> str:
+        return file_ext(stream, size)
+
+    def _publish(self, lic: License) -> None:
+        """With `files_dir`, write the file of a license that can be redownloaded there."""
+        files_dir = self._links.files_dir
+        if files_dir is None or KINDS[lic.stream].redownload_sizes is None:
+            return
+        if lic.is_downloadable is not False:
+            size = self.catalog.file_size(lic.file)
+            ContentStore.write(lic.file, size, files_dir / published_path(lic.file))
+
+    # -- answering -------------------------------------------------------------------------
+
+    def _answer(self, request: Request) -> Answer:
+        fault = self._faults.take(request.method, request.path)
+        if fault is not None:
+            return fault.answer(lambda: self._route(request))
+        if self._random_faults is None:
+            return self._route(request)
+        return self._with_random_faults(request, self._random_faults)
+
+    def _with_random_faults(self, request: Request, faults: RandomFaults) -> Answer:
+        if request.path.startswith("/v2"):
+            return faults.api_answer() or self._route(request)
+        answer = self._route(request)
+        if request.method == "GET" and answer.status in (200, 206) and faults.cut_download():
+            return dataclasses.replace(answer, cut="truncate")
+        return answer
+
+    def _route(self, request: Request) -> Answer:
+        if request.path.startswith("/files/"):
+            return self._file(request)
+        if not request.path.startswith("/v2"):
+            return error_answer(404, f"Not found: {request.path}")
+        if not self._authorized(request):
+            return error_answer(401, "Invalid or missing token")
+        listing = _LIST.fullmatch(request.path)
+        if listing and request.method == "GET":
+            return self._license_list(listing[1], request)
+        download = _REDOWNLOAD.fullmatch(request.path)
+        if download and request.method == "POST":
+            return redownload(self.catalog, self._links, self.base_url, download[1],
+                              unquote(download[2]), request.body)
+        return error_answer(404, f"Not found: {request.method} {request.path}")
+
+    def _authorized(self, request: Request) -> bool:
+        given = request.headers.get("Authorization", "").encode()
+        return hmac.compare_digest(given, f"Bearer {self.token}".encode())
+
+    def _license_list(self, stream: str, request: Request) -> Answer:
+        try:
+            query = ListQuery.parse(stream, request.query)
+        except BadRequest as bad:
+            return bad.answer()
+        answer = json_answer(200, license_page(self.catalog, stream, query))
+        with self._lock:
+            callbacks = self._page_callbacks.pop((stream, query.page), [])
+        for callback in callbacks:
+            callback(self)
+        return answer
+
+    def _file(self, request: Request) -> Answer:
+        match = _FILE.fullmatch(request.path)
+        if match is None or request.method not in ("GET", "HEAD"):
+            return raw_answer(404, b"Not Found", "text/plain")
+        license_id = self._links.license_id(match[1])
+        if license_id is None:
+            return raw_answer(403, b"Forbidden: this link is invalid or has expired", "text/plain")
+        key = self.catalog.license(license_id).file
+        return file_answer(key, self.catalog.file_size(key), request.headers.get("Range"))
+
+    def _record(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], simulator: Simulator):
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
+        self.simulator = simulator
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            (self._connections.add if open_ else self._connections.discard)(connection)
+
+    def close_connections(self) -> None:
+        """Wake the threads waiting on kept-alive connections, so that they end."""
+        with self._connections_lock:
+            for connection in self._connections:
+                try:
+                    connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def handle_error(self, request, client_address) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, open_=True)
+
+    def finish(self) -> None:
+        self.server.track(self.connection, open_=False)
+        super().finish()
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        request = Request(
+            method=self.command,
+            path=url.path,
+            query=parse_qs(url.query, keep_blank_values=True),
+            headers=CaseInsensitiveDict(self.headers.items()),
+            body=self.rfile.read(length) if length else b"",
+        )
+        simulator = self.server.simulator
+        answer = simulator._answer(request)
+        simulator._record(RequestRecord(**vars(request), status=answer.status))
+        self._send(answer)
+
+    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _send(self, answer: Answer) -> None:
+        if answer.cut == "reset":
+            self._reset()
+            return
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(answer.length))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        budget = answer.length // 2 if answer.cut == "truncate" else answer.length
+        for chunk in answer.body:
+            if budget <= 0:
+                break
+            self.wfile.write(chunk[:budget])
+            budget -= len(chunk)
+        if answer.cut == "truncate":
+            self._reset()
+
+    def _reset(self) -> None:
+        """Close with a TCP reset: the client sees its connection aborted."""
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.connection.close()
+        self.close_connection = True
+
+    def log_message(self, format: str, *args) -> None:
+        """Quiet: the request log is `Simulator.requests`."""
