@@ -1,0 +1,66 @@
+"""The command line: usage errors, the demo, SIGINT."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from syncd.simulator import Catalog, Simulator
+from tests.conftest import REPO, TOKEN, Syncd
+
+
+def test_usage_error_exits_2_with_the_usage_line(syncd):
+    done = syncd.run("sync", "--media", "photos")
+    assert done.returncode == 2
+    assert "usage:" in done.stderr and "--media" in done.stderr
+    assert syncd.sim.requests == []
+
+
+def test_unknown_command_exits_2(syncd):
+    done = syncd.run("frobnicate")
+    assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_logs_are_json_lines_off_a_terminal_and_carry_stream_and_license(syncd):
+    import json
+
+    done = syncd.sync()
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    stored = [line for line in lines if line["event"] == "file.stored"]
+    assert len(stored) == 9 and all("license_id" in line for line in stored)
+    unavailable = [line for line in lines if line["event"] == "license.unavailable"]
+    assert all(line["stream"] and line["license_id"] for line in unavailable)
+
+
+def test_demo_syncs_the_simulator_into_syncd_demo(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "syncd", "demo"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    assert done.returncode == 0, done.stderr
+    assert "downloaded: 9" in done.stdout
+    assert (tmp_path / "syncd-demo" / "dam" / "images" / "59656357" / "huge.jpg").is_file()
+    assert (tmp_path / "syncd-demo" / "syncd.db").is_file()
+
+
+def test_sigint_during_sync_exits_130_and_keeps_what_finished(tmp_path):
+    catalog = Catalog.generate(seed=5, counts={"videos": 60}, sizes=[2 << 20], twin_ratio=0,
+                               not_downloadable_ratio=0)
+    with Simulator(catalog, token=TOKEN) as sim:
+        syncd = Syncd(tmp_path, sim)
+        process = syncd.start("sync", "--json", "--no-progress", "--media", "videos")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(syncd.stored_files()) < 2:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+        assert process.returncode == 130, stderr
+        assert "interrupted" in stderr
+        kept = len(syncd.stored_files())
+        assert kept >= 2
+        partial = syncd.root / ".syncd-partial"
+        assert not any(partial.iterdir())
+        rerun = syncd.sync("--media", "videos")
+        assert rerun.returncode == 0
+        assert rerun.summary["downloaded"] == 60 - kept
