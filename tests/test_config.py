@@ -106,3 +106,13 @@ def test_bad_durations(text):
 def test_http_to_loopback_is_allowed_without_allow_http():
     config = load(environ={"SYNCD_API__BASE_URL": "http://127.0.0.1:8080"}, search=False)
     assert config.api.base_url == "http://127.0.0.1:8080"
+
+
+def test_example_config_documents_the_defaults():
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parent.parent / "config" / "syncd.example.toml"
+    documented = load(str(example), environ={})
+    defaults = load(environ={}, search=False)
+    for section in ("api", "database", "storage", "sync", "updates", "relicense", "jobs", "serve"):
+        assert repr(getattr(documented, section)) == repr(getattr(defaults, section)), section
