@@ -7,6 +7,7 @@ import hashlib
 import threading
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urljoin
 
 import requests
 import structlog
@@ -23,6 +24,7 @@ from syncd.streams import LicenseStream
 log = structlog.get_logger("syncd.fetch")
 
 URL_GONE = frozenset({403, 404, 410})
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -154,13 +156,7 @@ class Fetcher:
                     raise Interrupted() from None
 
     def _transfer_once(self, url: str, key: str, license_id: str) -> StoredObject:
-        try:
-            response = self._session.get(
-                url, stream=True, timeout=(min(10.0, self.transfer.timeout_s), self.transfer.timeout_s),
-                headers={"Accept-Encoding": "identity"},
-            )
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise _BrokenTransfer(type(exc).__name__) from None
+        response = self._get_following_redirects(url)
         with response:
             if response.status_code in URL_GONE:
                 raise _UrlGone(f"HTTP {response.status_code}")
@@ -175,6 +171,30 @@ class Fetcher:
                 if isinstance(exc, OSError) and not _is_network_error(exc):
                     raise
                 raise _BrokenTransfer(f"connection broken ({type(exc).__name__})") from None
+
+    def _get_following_redirects(self, url: str) -> requests.Response:
+        """GET with redirects followed by hand, so that each hop is checked like the URL the
+        API gave (https, or http to loopback unless api.allow_http)."""
+        timeout = (min(10.0, self.transfer.timeout_s), self.transfer.timeout_s)
+        for _hop in range(MAX_REDIRECTS + 1):
+            try:
+                response = self._session.get(url, stream=True, timeout=timeout,
+                                             allow_redirects=False,
+                                             headers={"Accept-Encoding": "identity"})
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                raise _BrokenTransfer(type(exc).__name__) from None
+            except requests.RequestException as exc:
+                raise FetchFailed(f"download URL unusable: {type(exc).__name__}") from None
+            if not response.is_redirect:
+                return response
+            location = response.headers.get("Location", "")
+            response.close()
+            url = urljoin(url, location)
+            try:
+                check_url_allowed(url, self.allow_http)
+            except ValueError as exc:
+                raise FetchFailed(f"download redirected to a refused URL: {exc}") from None
+        raise FetchFailed(f"download redirected more than {MAX_REDIRECTS} times")
 
     def _stream_into_storage(self, response: requests.Response, key: str,
                              expected: int | None, license_id: str) -> StoredObject:

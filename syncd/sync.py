@@ -247,34 +247,38 @@ class SyncRun:
         todo = list(reversed(pending))
         running: dict[Future, Group] = {}
         fatal: BaseException | None = None
-        with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fetch") as pool:
-            try:
-                while todo or running:
-                    while todo and len(running) < concurrency * 2 and fatal is None \
-                            and not self.stop.is_set():
-                        group = todo.pop()
-                        running[pool.submit(fetcher.fetch, group.need)] = group
-                    if not running:
-                        break
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        group = running.pop(future)
-                        try:
-                            stored, failures = future.result()
-                        except (AuthError, StorageError, Interrupted) as exc:
-                            fatal = fatal or exc
-                            self.stop.set()
-                            continue
-                        except Exception as exc:  # a bug must fail one file, not the run
-                            log.exception("fetch.crashed", media_id=group.need.media_id)
-                            failures = {lid: FetchFailed(f"internal error: {exc!r}")
-                                        for lid in group.need.license_ids}
-                            stored = None
-                        self._settle(session, storage, group, stored, failures)
-                        session.commit()
-                        self.progress.show(self.result.summary, len(todo) + len(running))
-            finally:
-                fetcher.close()
+        try:
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fetch") as pool:
+                try:
+                    while todo or running:
+                        while todo and len(running) < concurrency * 2 and fatal is None \
+                                and not self.stop.is_set():
+                            group = todo.pop()
+                            running[pool.submit(fetcher.fetch, group.need)] = group
+                        if not running:
+                            break
+                        done, _ = wait(running, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            group = running.pop(future)
+                            try:
+                                stored, failures = future.result()
+                            except (AuthError, StorageError, Interrupted) as exc:
+                                fatal = fatal or exc
+                                self.stop.set()
+                                continue
+                            except Exception as exc:  # a bug must fail one file, not the run
+                                log.exception("fetch.crashed", media_id=group.need.media_id)
+                                failures = {lid: FetchFailed(f"internal error: {exc!r}")
+                                            for lid in group.need.license_ids}
+                                stored = None
+                            self._settle(session, storage, group, stored, failures)
+                            session.commit()
+                            self.progress.show(self.result.summary, len(todo) + len(running))
+                except BaseException:
+                    self.stop.set()   # workers discard their partial files and return
+                    raise
+        finally:
+            fetcher.close()   # after the pool has let every worker go
         if fatal is not None:
             raise fatal
         if self.stop.is_set():

@@ -84,7 +84,7 @@ class ApiClient:
             retry_after = None
             try:
                 response = self._send(method, path, params, json_body)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except requests.RequestException as exc:
                 failure = ApiError(f"{what}: {type(exc).__name__} ({_short(exc)})")
             else:
                 status = response.status_code

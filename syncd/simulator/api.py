@@ -154,7 +154,8 @@ def redownload(
     if lic.is_downloadable is False:
         return error_answer(403, f"License {license_id} cannot be redownloaded")
     if sizes and size != lic.size:
-        return BadRequest("size", f"License {license_id} is for size {lic.size}, not {size}").answer()
+        wrong_size = BadRequest("size", f"License {license_id} is for size {lic.size}, not {size}")
+        return wrong_size.answer()
     return json_answer(200, {"url": links.url(lic, own_base_url)})
 
 

@@ -88,7 +88,8 @@ class License:
     def to_api(self) -> dict:
         """The item exactly as `DownloadHistory` in the license list."""
         media: dict = {"id": self.media_id}
-        file_format = {k: v for k, v in (("size", self.size), ("format", self.format)) if v is not None}
+        known = (("size", self.size), ("format", self.format))
+        file_format = {name: value for name, value in known if value is not None}
         if file_format:
             media["format"] = file_format
         item = {

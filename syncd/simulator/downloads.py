@@ -89,10 +89,8 @@ class DownloadLinks:
 
 def file_answer(key: FileKey, size: int, range_header: str | None) -> Answer:
     """The file, whole (200) or from `Range: bytes=N-` / `bytes=N-M` (206)."""
-    headers = {
-        "Content-Type": CONTENT_TYPES.get(file_ext(key.stream, key.size), "application/octet-stream"),
-        "Accept-Ranges": "bytes",
-    }
+    content_type = CONTENT_TYPES.get(file_ext(key.stream, key.size), "application/octet-stream")
+    headers = {"Content-Type": content_type, "Accept-Ranges": "bytes"}
     wanted = _RANGE.fullmatch(range_header.strip()) if range_header else None
     if wanted is None:
         return Answer(200, chunks(key, size), size, headers)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from syncd.simulator.answers import Answer, error_answer, json_answer, raw_answer
 
 ACTIONS = (None, "reset", "truncate", "html", "badjson")
-_HTML_PAGE = b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+_HTML_PAGE = b"<html><head><title>Bad Gateway</title></head><body><h1>Bad Gateway</h1></html>"
 _BROKEN_JSON = b'{"data": ['
 
 
@@ -63,6 +63,8 @@ class FaultPlan:
             raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
         if action is None and status is None:
             raise ValueError("a fault without an action needs a status")
+        if times < 1:
+            raise ValueError(f"times must be 1 or more, not {times}")
         fault = Fault(method.upper(), re.compile(path_regex), status, body, content_type,
                       dict(headers or {}), action, times)
         with self._lock:

@@ -118,11 +118,13 @@ class Simulator:
         with self._lock:
             return list(self._records)
 
-    def api_requests(self, method: str | None = None, path: str | None = None) -> list[RequestRecord]:
+    def api_requests(
+        self, method: str | None = None, path: str | None = None
+    ) -> list[RequestRecord]:
         return [
             record for record in self.requests
             if record.path.startswith("/v2")
-            and method in (None, record.method)
+            and (method is None or record.method == method.upper())
             and path in (None, record.path)
         ]
 

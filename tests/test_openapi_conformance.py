@@ -1,0 +1,245 @@
+"""The simulator's answers, and the requests a real `syncd sync` sends, against the
+Shutterstock OpenAPI reference (v1.0.30, with the license-list query of seed 003)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from openapi_core import Config, OpenAPI
+from openapi_core.contrib.requests import RequestsOpenAPIRequest, RequestsOpenAPIResponse
+from openapi_core.validation.request.exceptions import RequestValidationError
+from openapi_core.validation.response.exceptions import InvalidData
+from openapi_core.validation.schemas import oas30_read_schema_validators_factory
+
+from syncd.simulator import STREAMS, Catalog, Simulator
+
+# The published reference v1.0.30, copied from ../shared/reference/ (see tests/data/README.txt)
+REFERENCE = Path(__file__).resolve().parent / "data" / "shutterstock-openapi-1.0.30.yaml"
+API_SERVER = "https://api.shutterstock.com"  # the spec's server: requests are matched against it
+TOKEN = "demo-token"
+MEDIA_ID_PARAMETER = {"images": "image_id", "videos": "video_id", "audio": "audio_id",
+                      "editorial/images": "image_id", "editorial/videos": "video_id"}
+
+# openapi-core cannot check OAuth2 security, and says so each time: the tests check the header.
+pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type")
+
+
+def with_seed_003_license_lists(spec: dict) -> dict:
+    """Seed 003 documents one query for all five license lists, adding `download_availability`
+    and `team_history`; v1.0.30 lacks `/v2/editorial/videos/licenses`, and gives the audio list
+    only `audio_id`. Every list answers a `DownloadHistoryDataList`."""
+    spec = copy.deepcopy(spec)
+    paths = spec["paths"]
+    shared = [parameter for parameter in paths["/v2/images/licenses"]["get"]["parameters"]
+              if parameter["name"] != "image_id"]
+    shared += [
+        {"name": "download_availability", "in": "query",
+         "schema": {"type": "string", "enum": ["all", "downloadable", "non_downloadable"]}},
+        {"name": "team_history", "in": "query", "schema": {"type": "boolean"}},
+    ]
+    editorial_images = paths["/v2/editorial/images/licenses"]["get"]
+    paths["/v2/editorial/videos/licenses"] = {"get": {
+        **copy.deepcopy(editorial_images), "operationId": "getEditorialVideoLicenseList"}}
+    for stream, media_id in MEDIA_ID_PARAMETER.items():
+        paths[f"/v2/{stream}/licenses"]["get"]["parameters"] = [
+            {"name": media_id, "in": "query", "schema": {"type": "string"}}, *shared]
+    return spec
+
+
+@pytest.fixture(scope="module")
+def spec() -> dict:
+    with open(REFERENCE) as file:
+        reference = yaml.load(file, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return with_seed_003_license_lists(reference)
+
+
+@pytest.fixture(scope="module")
+def openapi(spec) -> OpenAPI:
+    # The reference repeats an operationId, so the spec's own validation must stay off.
+    return OpenAPI.from_dict(spec, config=Config(spec_validator_cls=None))
+
+
+@pytest.fixture(scope="module")
+def error_schema(openapi):
+    return oas30_read_schema_validators_factory.create(
+        openapi.spec, openapi.spec / "components" / "schemas" / "Error")
+
+
+@pytest.fixture(scope="module", params=["example", "generated"])
+def sim(request):
+    catalog = (Catalog.example() if request.param == "example"
+               else Catalog.generate(11, counts={stream: 45 for stream in STREAMS},
+                                     team_users=["akim"]))
+    with Simulator(catalog, token=TOKEN) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def api():
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {TOKEN}"
+        yield session
+
+
+def as_documented(sent: requests.PreparedRequest) -> RequestsOpenAPIRequest:
+    """The request as if sent to the spec's server."""
+    documented = sent.copy()
+    documented.url = API_SERVER + sent.path_url
+    return RequestsOpenAPIRequest(documented)
+
+
+def validated(openapi: OpenAPI, response: requests.Response) -> requests.Response:
+    openapi.validate_response(as_documented(response.request), RequestsOpenAPIResponse(response))
+    return response
+
+
+def pages(api, sim, stream: str, **params):
+    page = 1
+    while True:
+        answer = api.get(f"{sim.base_url}/v2/{stream}/licenses",
+                         params={**params, "page": page, "per_page": 20})
+        yield answer
+        if not answer.json()["data"]:
+            return
+        page += 1
+
+
+# -- the simulator's answers -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+@pytest.mark.parametrize("params", [{}, {"team_history": "true"}, {"sort": "oldest"}])
+def test_every_license_list_page_conforms(openapi, sim, api, stream, params):
+    seen = 0
+    for answer in pages(api, sim, stream, **params):
+        assert answer.status_code == 200
+        seen += len(validated(openapi, answer).json()["data"])
+    assert seen == answer.json()["total_count"]
+
+
+def test_every_redownload_answer_conforms(openapi, sim, api):
+    answered = 0
+    for stream in ("images", "videos", "audio"):
+        for item in api.get(f"{sim.base_url}/v2/{stream}/licenses",
+                            params={"per_page": 200, "team_history": "true"}).json()["data"]:
+            if item.get("is_downloadable") is False:
+                continue
+            media = item.get("image") or item.get("video") or item["audio"]
+            body = {"json": {"size": media["format"]["size"]}} if stream != "audio" else {}
+            answer = api.post(f"{sim.base_url}/v2/{stream}/licenses/{item['id']}/downloads", **body)
+            assert answer.status_code == 200
+            openapi.validate_request(as_documented(answer.request))
+            assert validated(openapi, answer).json()["url"].startswith(sim.base_url + "/files/")
+            answered += 1
+    assert answered >= 9
+
+
+@pytest.mark.parametrize("method, path, body, status", [
+    ("GET", "/v2/images/licenses?per_page=201", None, 400),
+    ("POST", "/v2/videos/licenses/v2604117935/downloads", {"size": "8k"}, 400),
+    ("POST", "/v2/images/licenses/i5302216985/downloads", {"size": "huge"}, 403),
+    ("POST", "/v2/audio/licenses/a0/downloads", None, 404),
+    ("GET", "/v2/editorial/videos/licenses/e1/downloads", None, 404),
+])
+def test_error_bodies_have_the_error_shape(openapi, error_schema, api, method, path, body, status):
+    with Simulator(Catalog.example(), token=TOKEN) as sim:
+        answer = api.request(method, sim.base_url + path, json=body)
+    assert answer.status_code == status
+    check_error(openapi, error_schema, answer)
+
+
+def test_unauthorized_body_has_the_error_shape(openapi, error_schema, sim):
+    answer = requests.get(f"{sim.base_url}/v2/audio/licenses")
+    assert answer.status_code == 401
+    check_error(openapi, error_schema, answer)
+
+
+def check_error(openapi, error_schema, answer: requests.Response) -> None:
+    """The reference documents these statuses without a body schema (404 not at all); the
+    body is its `Error`, and so is each of a 400's `errors`."""
+    if answer.status_code != 404:
+        validated(openapi, answer)
+    body = answer.json()
+    error_schema.validate(body)
+    for error in body.get("errors", []):
+        error_schema.validate(error)
+
+
+def test_a_number_as_download_time_is_rejected(openapi, sim, api):
+    answer = api.get(f"{sim.base_url}/v2/images/licenses")
+    validated(openapi, answer)
+    body = answer.json()
+    body["data"][0]["download_time"] = 1475524698
+    answer._content = json.dumps(body).encode()
+    with pytest.raises(InvalidData):
+        validated(openapi, answer)
+
+
+# -- what syncd sends ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method, path, query, body", [
+    ("POST", "/v2/videos/licenses/v1/downloads", {}, b'{"size": "8k"}'),
+    ("POST", "/v2/images/licenses/i1/downloads", {}, None),
+    ("GET", "/v2/editorial/videos/licenses", {"team_history": "maybe"}, None),
+    ("GET", "/v2/audio/licenses", {"per_page": "300"}, None),
+])
+def test_the_reference_rejects_a_bad_request(openapi, method, path, query, body):
+    sent = requests.Request(method, API_SERVER + path, params=query, data=body,
+                            headers={"Content-Type": "application/json"} if body else {})
+    with pytest.raises(RequestValidationError):
+        openapi.validate_request(RequestsOpenAPIRequest(sent))
+
+
+def test_requests_of_a_real_sync_conform(openapi, spec, tmp_path):
+    with Simulator(Catalog.example(), token=TOKEN) as sim:
+        run = subprocess.run(
+            [sys.executable, "-m", "syncd", "sync", "--json", "--no-progress"],
+            env=sync_environment(sim.base_url, tmp_path), cwd=tmp_path,
+            capture_output=True, text=True, timeout=120,
+        )
+    assert run.returncode == 0, run.stderr[-3000:]
+    records = sim.api_requests()
+    assert {f"/v2/{stream}/licenses" for stream in STREAMS} <= {r.path for r in records}
+    assert any(record.method == "POST" for record in records)
+    for record in records:
+        sent = requests.Request(record.method, API_SERVER + record.path, params=record.query,
+                                data=record.body or None,
+                                headers={"Content-Type": record.headers.get("Content-Type", "")})
+        openapi.validate_request(RequestsOpenAPIRequest(sent))
+        assert set(record.query) <= documented_query(spec, record.method, record.path), record
+        assert record.headers["Authorization"] == f"Bearer {TOKEN}"
+        assert record.headers.get("User-Agent")
+    assert all("Authorization" not in record.headers for record in sim.download_requests())
+
+
+def sync_environment(base_url: str, tmp_path: Path) -> dict[str, str]:
+    environment = {name: value for name, value in os.environ.items()
+                   if not name.startswith("SYNCD_") and name != "SHUTTERSTOCK_API_TOKEN"}
+    environment.update({
+        "SYNCD_API__BASE_URL": base_url,
+        "SHUTTERSTOCK_API_TOKEN": TOKEN,
+        "SYNCD_DATABASE__URL": f"sqlite:///{tmp_path}/s.db",
+        "SYNCD_STORAGE__PATH": str(tmp_path / "dam"),
+        "SYNCD_UPDATES__ENABLED": "false",
+    })
+    return environment
+
+
+def documented_query(spec: dict, method: str, path: str) -> set[str]:
+    """openapi-core ignores query parameters the spec does not name: list them by hand."""
+    item = spec["paths"].get(path) or next(
+        item for template, item in spec["paths"].items()
+        if re.fullmatch(re.sub(r"\{[^}/]+\}", "[^/]+", template), path))
+    operation = item[method.lower()]
+    return {parameter["name"] for parameter in operation.get("parameters", [])
+            if parameter["in"] == "query"}
