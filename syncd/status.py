@@ -1,4 +1,6 @@
-"""``syncd status``: per stream, the watermark and the last run; per media type, the counts."""
+"""``syncd status``: per stream, the watermark and the last run; per media type, how many assets
+have a license in each state (an asset with a stored file and a failed license of another size
+counts under both), and how many are deleted."""
 
 from __future__ import annotations
 
@@ -33,8 +35,9 @@ def collect(config: Config) -> dict:
                     "last_outcome": state.last_outcome,
                     "last_error": state.last_error,
                 })
-            rows = session.execute(select(License.media_type, License.status, func.count())
-                                   .group_by(License.media_type, License.status))
+            rows = session.execute(
+                select(License.media_type, License.status, func.count(License.media_id.distinct()))
+                .group_by(License.media_type, License.status))
             for media_type, status, count in rows:
                 report["media"].setdefault(media_type, dict.fromkeys(COUNTED, 0))[status] = count
             rows = session.execute(select(Asset.media_type, func.count())

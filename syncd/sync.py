@@ -239,41 +239,15 @@ class SyncRun:
         self._run_fetches(session, client, storage, pending)
 
     def _run_fetches(self, session, client, storage, pending: list[Group]) -> None:
-        concurrency = self.config.sync.concurrency
         fetcher = Fetcher(client, storage, key_template=self.config.storage.key_template,
                           allow_http=self.config.api.allow_http,
                           transfer=TransferConfig(timeout_s=self.config.api.timeout_s),
-                          pool_size=concurrency, stop=self.stop)
-        todo = list(reversed(pending))
-        running: dict[Future, Group] = {}
-        fatal: BaseException | None = None
+                          pool_size=self.config.sync.concurrency, stop=self.stop)
         try:
-            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fetch") as pool:
+            with ThreadPoolExecutor(max_workers=self.config.sync.concurrency,
+                                    thread_name_prefix="fetch") as pool:
                 try:
-                    while todo or running:
-                        while todo and len(running) < concurrency * 2 and fatal is None \
-                                and not self.stop.is_set():
-                            group = todo.pop()
-                            running[pool.submit(fetcher.fetch, group.need)] = group
-                        if not running:
-                            break
-                        done, _ = wait(running, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            group = running.pop(future)
-                            try:
-                                stored, failures = future.result()
-                            except (AuthError, StorageError, Interrupted) as exc:
-                                fatal = fatal or exc
-                                self.stop.set()
-                                continue
-                            except Exception as exc:  # a bug must fail one file, not the run
-                                log.exception("fetch.crashed", media_id=group.need.media_id)
-                                failures = {lid: FetchFailed(f"internal error: {exc!r}")
-                                            for lid in group.need.license_ids}
-                                stored = None
-                            self._settle(session, storage, group, stored, failures)
-                            session.commit()
-                            self.progress.show(self.result.summary, len(todo) + len(running))
+                    fatal = self._drive(pool, fetcher, session, storage, list(reversed(pending)))
                 except BaseException:
                     self.stop.set()   # workers discard their partial files and return
                     raise
@@ -283,6 +257,36 @@ class SyncRun:
             raise fatal
         if self.stop.is_set():
             raise Interrupted()
+
+    def _drive(self, pool, fetcher, session, storage, todo: list[Group]) -> Exception | None:
+        """Keeps the pool fed (a bounded window, not the whole queue) and settles each group as
+        its fetch ends. Returns the error that must end the run, if any."""
+        window = self.config.sync.concurrency * 2
+        running: dict[Future, Group] = {}
+        fatal: Exception | None = None
+        while todo or running:
+            while todo and len(running) < window and not self.stop.is_set():
+                group = todo.pop()
+                running[pool.submit(fetcher.fetch, group.need)] = group
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in done:
+                group = running.pop(future)
+                try:
+                    stored, failures = future.result()
+                except (AuthError, StorageError, Interrupted) as exc:
+                    fatal = fatal or exc
+                    self.stop.set()
+                    continue
+                except Exception as exc:  # a bug must fail one file, not the run
+                    log.exception("fetch.crashed", media_id=group.need.media_id)
+                    stored, failures = None, {lid: FetchFailed(f"internal error: {exc!r}")
+                                              for lid in group.need.license_ids}
+                self._settle(session, storage, group, stored, failures)
+                session.commit()
+                self.progress.show(self.result.summary, len(todo) + len(running))
+        return fatal
 
     def _settle(self, session: Session, storage: Storage, group: Group,
                 stored: StoredObject | None, failures: dict[str, FetchFailed]) -> None:

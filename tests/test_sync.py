@@ -325,6 +325,6 @@ def test_status_reports_watermarks_and_counts(syncd):
     report = json.loads(done.stdout)
     images = next(s for s in report["streams"] if s["stream"] == "images")
     assert images["watermark_license_id"] == "i5302216985" and images["last_outcome"] == "ok"
-    assert report["media"]["images"]["stored"] == 5
+    assert report["media"]["images"]["stored"] == 3     # assets, not licenses or files
     assert report["media"]["images"]["unavailable"] == 1
     assert report["media"]["editorial/images"]["unavailable"] == 1

@@ -1,0 +1,101 @@
+"""`syncd sync` at the edges: team history, odd bodies, redirects, SIGTERM, a full disk."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from syncd.simulator import Catalog, Simulator
+from tests.conftest import TOKEN, Syncd
+from tests.test_sync import assert_every_file_correct_so_far
+
+
+def test_team_history_is_paged_under_its_own_watermark(tmp_path):
+    catalog = Catalog.generate(seed=11, counts={"images": 30}, sizes=[1024], twin_ratio=0,
+                               not_downloadable_ratio=0, team_users=("akim", "lwong"))
+    with Simulator(catalog, token=TOKEN) as sim:
+        syncd = Syncd(tmp_path, sim)
+        mine = syncd.sync("--media", "images")
+        assert mine.returncode == 0, mine.stderr
+        own = [lic for lic in catalog.history("images") if lic.username == "jsmith"]
+        assert 0 < mine.summary["new_licenses"] == len(own) < 30
+        assert all("team_history" not in r.query for r in sim.list_requests("images"))
+
+        sim.reset_log()
+        team = syncd.sync("--media", "images", env={"SYNCD_SYNC__TEAM_HISTORY": "true"})
+        assert team.returncode == 0, team.stderr
+        assert team.summary["licenses_seen"] == 30
+        assert team.summary["new_licenses"] == 30 - len(own)
+        assert all(r.query.get("team_history") == ["true"] for r in sim.list_requests("images"))
+
+        sim.reset_log()
+        again = syncd.sync("--media", "images")      # the own-history watermark is untouched
+        assert again.returncode == 0 and again.summary["new_licenses"] == 0
+        assert len(sim.list_requests("images")) == 1
+
+
+def test_license_item_without_download_time_fails_that_stream_clearly(syncd):
+    broken = {"data": [{"id": "i1", "license": "standard", "image": {"id": "1"}}],
+              "page": 1, "per_page": 200, "total_count": 1}
+    syncd.sim.add_fault("GET", r"^/v2/images/licenses$", status=200, body=broken, times=1)
+    done = syncd.sync()
+    assert done.returncode == 1
+    line = next(l for l in done.stderr.splitlines() if l.startswith("syncd: stream images"))
+    assert "download_time" in line
+    assert done.summary["downloaded"] == 5
+
+
+def test_download_redirect_to_plain_http_elsewhere_is_refused(syncd):
+    syncd.sim.add_fault("GET", r"^/files/", status=302,
+                        headers={"Location": "http://198.51.100.7/steal"}, times=1)
+    done = syncd.sync("--media", "audio")
+    assert done.returncode == 1
+    assert done.summary["failed"] == 1 and done.summary["downloaded"] == 1
+    again = syncd.sync("--media", "audio")           # failed licenses are tried again
+    assert again.returncode == 0 and again.summary["downloaded"] == 1
+
+
+def test_sigterm_during_sync_stops_cleanly_with_143(tmp_path):
+    catalog = Catalog.generate(seed=5, counts={"videos": 60}, sizes=[2 << 20], twin_ratio=0,
+                               not_downloadable_ratio=0)
+    with Simulator(catalog, token=TOKEN) as sim:
+        syncd = Syncd(tmp_path, sim)
+        process = syncd.start("sync", "--no-progress", "--media", "videos")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(syncd.stored_files()) < 2:
+            time.sleep(0.005)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 143, stderr
+        assert_every_file_correct_so_far(syncd)
+        assert not any((syncd.root / ".syncd-partial").iterdir())
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    mountpoint = tmp_path / "tiny"
+    mountpoint.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs",
+                              str(mountpoint)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield mountpoint
+    subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def test_full_disk_stops_the_run_with_exit_4_and_leaves_only_whole_files(tmp_path, tiny_disk):
+    catalog = Catalog.generate(seed=2, counts={"videos": 6}, sizes=[700_000], twin_ratio=0,
+                               not_downloadable_ratio=0)
+    with Simulator(catalog, token=TOKEN) as sim:
+        syncd = Syncd(tmp_path, sim)
+        syncd.root = tiny_disk / "dam"
+        done = syncd.sync("--media", "videos", env={"SYNCD_STORAGE__PATH": str(syncd.root),
+                                                    "SYNCD_SYNC__CONCURRENCY": "1"})
+        assert done.returncode == 4, done.stderr
+        assert "no space left" in done.stderr
+        assert 1 <= len(syncd.stored_files()) <= 2
+        assert_every_file_correct_so_far(syncd)
+        assert not any((syncd.root / ".syncd-partial").iterdir())
