@@ -109,7 +109,7 @@ class Fetcher:
             url = self._redownload_url(need, license_id)
             key = self._key_for(need, license_id, url)
             try:
-                return self._download(url, key, license_id)
+                return self._download(url, key, need.stream.media_type, license_id)
             except _UrlGone as exc:
                 if fresh_url_asked:
                     raise FetchFailed(f"download URL refused twice ({exc})") from None
@@ -140,22 +140,22 @@ class Fetcher:
         except UnsafeValue as exc:
             raise FetchFailed(str(exc)) from None
 
-    def _download(self, url: str, key: str, license_id: str) -> StoredObject:
+    def _download(self, url: str, key: str, stream: str, license_id: str) -> StoredObject:
         attempt = 0
         while True:
             try:
-                return self._transfer_once(url, key, license_id)
+                return self._transfer_once(url, key, stream, license_id)
             except _BrokenTransfer as exc:
                 attempt += 1
                 if attempt >= self.transfer.attempts:
                     raise FetchFailed(f"transfer failed after {attempt} attempts: {exc}") from None
                 delay = self.transfer.backoff.backoff(attempt - 1)
-                log.warning("transfer.retry", license_id=license_id, error=str(exc),
+                log.warning("transfer.retry", stream=stream, license_id=license_id, error=str(exc),
                             attempt=attempt, wait_s=round(delay, 2))
                 if self.stop.wait(delay):
                     raise Interrupted() from None
 
-    def _transfer_once(self, url: str, key: str, license_id: str) -> StoredObject:
+    def _transfer_once(self, url: str, key: str, stream: str, license_id: str) -> StoredObject:
         response = self._get_following_redirects(url)
         with response:
             if response.status_code in URL_GONE:
@@ -166,7 +166,7 @@ class Fetcher:
                 raise FetchFailed(f"download answered HTTP {response.status_code}")
             expected = _content_length(response)
             try:
-                return self._stream_into_storage(response, key, expected, license_id)
+                return self._stream_into_storage(response, key, expected, stream, license_id)
             except (requests.RequestException, Urllib3Error, OSError) as exc:
                 if isinstance(exc, OSError) and not _is_network_error(exc):
                     raise
@@ -197,7 +197,7 @@ class Fetcher:
         raise FetchFailed(f"download redirected more than {MAX_REDIRECTS} times")
 
     def _stream_into_storage(self, response: requests.Response, key: str,
-                             expected: int | None, license_id: str) -> StoredObject:
+                             expected: int | None, stream: str, license_id: str) -> StoredObject:
         digest = hashlib.sha256()
         received = 0
         buffer = bytearray(self.transfer.chunk_size)
@@ -218,7 +218,7 @@ class Fetcher:
             if expected is not None and received != expected:
                 raise _BrokenTransfer(f"got {received} of {expected} bytes")
             writer.commit()
-        log.info("file.stored", license_id=license_id, key=key, bytes=received,
+        log.info("file.stored", stream=stream, license_id=license_id, key=key, bytes=received,
                  seconds=round(time.monotonic() - started, 3))
         return StoredObject(key, received, digest.hexdigest(), license_id)
 

@@ -65,7 +65,7 @@ class ApiClient:
             raise ApiError(f"GET /v2/{stream.path}/licenses page {page}: {exc}") from None
 
     def redownload(self, stream, license_id: str, size: str) -> str:
-        body = {"size": size} if stream.redownload_takes_size else None
+        body = {"size": size} if stream.redownload_takes_size and size != "original" else None
         path = f"/v2/{stream.path}/licenses/{quote(license_id, safe='')}/downloads"
         document = self.request("POST", path, json_body=body)
         try:
