@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import signal
 import sys
 import threading
 
+from syncd.config import is_loopback
 from syncd.simulator.catalog import STREAMS, Catalog
 from syncd.simulator.faults import RandomFaults
 from syncd.simulator.server import Simulator
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         print(f"syncd simulator: {problem}", file=sys.stderr)
         return 2
-    if args.host and not _is_loopback(args.host):
+    if args.host and not is_loopback(args.host):
         print(f"syncd simulator: warning: listening on {args.host}, not loopback: anyone who "
               "can reach it can use it", file=sys.stderr)
     simulator = Simulator(
@@ -112,15 +112,6 @@ class _until_signalled:
     def __exit__(self, *exc_info) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _count(text: str) -> int:
