@@ -9,6 +9,9 @@ import sys
 import threading
 from contextlib import contextmanager
 
+import structlog
+from sqlalchemy.exc import OperationalError
+
 from syncd import __version__, logs
 from syncd.config import MEDIA_TYPES, Config, load
 from syncd.errors import ConfigError, SyncdError
@@ -81,6 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     except SyncdError as exc:
         print(f"syncd: {logs.redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except OperationalError as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"syncd: cannot use the database: {logs.redact(reason)}", file=sys.stderr)
+        return 1
+    except Exception:   # a bug: say so on one line, with the traceback in the log (redacted)
+        structlog.get_logger("syncd").exception("syncd.crashed")
+        print("syncd: internal error (see the log line above); please report it", file=sys.stderr)
+        return 1
 
 
 def _load_config(args) -> Config:

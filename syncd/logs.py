@@ -11,8 +11,9 @@ _secrets: list[str] = []
 
 
 def register_secret(value: str) -> None:
-    """Every later log line has this value replaced by ``***``, wherever it appears."""
-    if value and value not in _secrets:
+    """Every later log line has this value replaced by ``***``, wherever it appears. (A value
+    shorter than 8 characters is no real token, and replacing it would garble every line.)"""
+    if len(value) >= 8 and value not in _secrets:
         _secrets.append(value)
 
 

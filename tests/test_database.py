@@ -54,3 +54,16 @@ def test_db_upgrade_command_creates_the_schema(syncd):
     engine = connect(f"sqlite:///{syncd.db_path}")
     assert "licenses" in inspect(engine).get_table_names()
     engine.dispose()
+
+
+def test_unreachable_database_is_one_clear_line(syncd):
+    done = syncd.sync(env={"SYNCD_DATABASE__URL": "postgresql+psycopg://syncd@127.0.0.1:1/syncd"})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("syncd: cannot use the database:")
+    assert "Traceback" not in done.stderr
+    assert syncd.sim.requests == []
+
+
+def test_unsupported_database_url_is_a_config_error(syncd):
+    done = syncd.sync(env={"SYNCD_DATABASE__URL": "mysql://x@127.0.0.1/db"})
+    assert done.returncode == 2 and "database.url" in done.stderr
