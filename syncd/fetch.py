@@ -4,6 +4,8 @@ hashing, in memory that does not grow with the file."""
 from __future__ import annotations
 
 import hashlib
+from http.client import HTTPException
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from syncd.api.client import ApiClient, ApiError, Forbidden, NotFound
 from syncd.api.http import make_session
 from syncd.api.retry import RetryPolicy
 from syncd.config import check_url_allowed
-from syncd.storage.base import Storage
+from syncd.storage.base import ObjectWriter, Storage
 from syncd.storage.keys import UnsafeValue, check_key, extension_of, render
 from syncd.streams import LicenseStream
 
@@ -167,7 +169,7 @@ class Fetcher:
             expected = _content_length(response)
             try:
                 return self._stream_into_storage(response, key, expected, stream, license_id)
-            except (requests.RequestException, Urllib3Error, OSError) as exc:
+            except (requests.RequestException, Urllib3Error, HTTPException, OSError) as exc:
                 if isinstance(exc, OSError) and not _is_network_error(exc):
                     raise
                 raise _BrokenTransfer(f"connection broken ({type(exc).__name__})") from None
@@ -198,29 +200,111 @@ class Fetcher:
 
     def _stream_into_storage(self, response: requests.Response, key: str,
                              expected: int | None, stream: str, license_id: str) -> StoredObject:
-        digest = hashlib.sha256()
-        received = 0
-        buffer = bytearray(self.transfer.chunk_size)
-        view = memoryview(buffer)
+        """Reads the body into reused buffers while a second thread hashes and writes the
+        previous ones (socket reads, sha256 and os.write all release the GIL, so the two
+        overlap); a body of one or two buffers is handled inline."""
         read = _reader(response)
         started = time.monotonic()
+        chunk_size = self.transfer.chunk_size
         with self.storage.writer(key) as writer:
-            while True:
-                if self.stop.is_set():
-                    raise Interrupted()
-                count = read(view)
-                if not count:
-                    break
-                chunk = view[:count]
-                digest.update(chunk)
-                writer.write(chunk)
-                received += count
+            inline = expected is not None and expected <= 2 * chunk_size
+            with (_InlineSink(writer, chunk_size) if inline
+                  else _ThreadSink(writer, chunk_size)) as sink:
+                while True:
+                    if self.stop.is_set():
+                        raise Interrupted()
+                    buffer = sink.free_buffer()
+                    count = read(buffer)
+                    if not count:
+                        break
+                    sink.submit(buffer, count)
+                digest, received = sink.finish()
             if expected is not None and received != expected:
                 raise _BrokenTransfer(f"got {received} of {expected} bytes")
             writer.commit()
         log.info("file.stored", stream=stream, license_id=license_id, key=key, bytes=received,
                  seconds=round(time.monotonic() - started, 3))
-        return StoredObject(key, received, digest.hexdigest(), license_id)
+        return StoredObject(key, received, digest, license_id)
+
+
+class _InlineSink:
+    """Hashes and writes each buffer as it is read, in the reading thread."""
+
+    def __init__(self, writer: ObjectWriter, chunk_size: int):
+        self._writer = writer
+        self._buffer = memoryview(bytearray(chunk_size))
+        self._digest = hashlib.sha256()
+        self._received = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        return None
+
+    def free_buffer(self) -> memoryview:
+        return self._buffer
+
+    def submit(self, buffer: memoryview, count: int) -> None:
+        chunk = buffer[:count]
+        self._digest.update(chunk)
+        self._writer.write(chunk)
+        self._received += count
+
+    def finish(self) -> tuple[str, int]:
+        return self._digest.hexdigest(), self._received
+
+
+class _ThreadSink(_InlineSink):
+    """Hashes and writes in a thread of its own, so the next read overlaps them. Buffers go
+    round a small ring; an error in the writing thread comes back to the reader."""
+
+    BUFFERS = 3
+
+    def __init__(self, writer: ObjectWriter, chunk_size: int):
+        super().__init__(writer, chunk_size)
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(self.BUFFERS):
+            self._free.put(memoryview(bytearray(chunk_size)))
+        self._full: queue.SimpleQueue = queue.SimpleQueue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="sink", daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while (item := self._full.get()) is not None:
+            buffer, count = item
+            try:
+                if self._error is None:
+                    _InlineSink.submit(self, buffer, count)
+            except BaseException as exc:   # handed to the reading thread
+                self._error = exc
+            self._free.put(buffer)
+
+    def free_buffer(self) -> memoryview:
+        buffer = self._free.get()
+        self._raise_error()
+        return buffer
+
+    def submit(self, buffer: memoryview, count: int) -> None:
+        self._full.put((buffer, count))
+
+    def finish(self) -> tuple[str, int]:
+        self._stop()
+        self._raise_error()
+        return super().finish()
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop()
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._full.put(None)
+            self._thread.join()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
 
 
 def _content_length(response: requests.Response) -> int | None:
@@ -237,6 +321,9 @@ def _reader(response: requests.Response):
     """readinto() on the raw stream into one reused buffer; iter_content when the body is
     encoded (then Content-Length counts encoded bytes and cannot be checked)."""
     if response.headers.get("Content-Encoding", "identity") == "identity":
+        body = getattr(response.raw, "_fp", None)   # the http.client response: reads straight
+        if body is not None and hasattr(body, "readinto"):   # into our buffer, no extra copy
+            return body.readinto
         return response.raw.readinto
     chunks = response.iter_content(1 << 20)
 

@@ -1,0 +1,103 @@
+"""The fetcher's transfer against a small real HTTP server on loopback: bodies cut short,
+bodies without Content-Length, encoded bodies, redirects."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import threading
+
+import pytest
+
+from syncd.fetch import Fetcher, TransferConfig, _BrokenTransfer
+from syncd.storage.filesystem import FilesystemStorage
+
+BODY = bytes(range(256)) * 20_000   # 5,120,000 bytes: several buffers, so the sink thread runs
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        if self.path == "/short.jpg":       # promises more than it sends, then closes cleanly
+            self._head(200, {"Content-Length": str(len(BODY))})
+            self.wfile.write(BODY[: len(BODY) // 2])
+            self.close_connection = True
+        elif self.path == "/chunked.jpg":
+            self._head(200, {"Transfer-Encoding": "chunked"})
+            for start in range(0, len(BODY), 300_000):
+                piece = BODY[start:start + 300_000]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        elif self.path == "/gzip.jpg":
+            packed = gzip.compress(BODY)
+            self._head(200, {"Content-Length": str(len(packed)), "Content-Encoding": "gzip"})
+            self.wfile.write(packed)
+        elif self.path == "/hop.jpg":
+            self._head(302, {"Location": "/whole.jpg", "Content-Length": "0"})
+        else:
+            self._head(200, {"Content-Length": str(len(BODY))})
+            self.wfile.write(BODY)
+
+    def _head(self, status, headers):
+        self.send_response(status)
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def fetcher(tmp_path):
+    storage = FilesystemStorage(tmp_path / "dam")
+    storage.check_writable()
+    f = Fetcher(None, storage, key_template="{media_type}/{media_id}/{size}{ext}",
+                allow_http=False, transfer=TransferConfig(), pool_size=2)
+    yield f
+    f.close()
+
+
+def transfer(fetcher, url):
+    return fetcher._transfer_once(url, "images/1/huge.jpg", "images", "i1")
+
+
+def test_whole_body_is_stored_with_its_sha256(fetcher, server):
+    stored = transfer(fetcher, server + "/whole.jpg")
+    assert stored.size_bytes == len(BODY)
+    assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
+    assert (fetcher.storage.root / "images/1/huge.jpg").read_bytes() == BODY
+
+
+def test_body_cut_short_is_a_broken_transfer_and_leaves_nothing(fetcher, server):
+    with pytest.raises(_BrokenTransfer):
+        transfer(fetcher, server + "/short.jpg")
+    assert not (fetcher.storage.root / "images").exists()
+    assert list(fetcher.storage.partial_dir.iterdir()) == []
+
+
+def test_chunked_body_without_content_length(fetcher, server):
+    stored = transfer(fetcher, server + "/chunked.jpg")
+    assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
+
+
+def test_encoded_body_is_stored_decoded(fetcher, server):
+    stored = transfer(fetcher, server + "/gzip.jpg")
+    assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
+
+
+def test_redirect_within_loopback_is_followed(fetcher, server):
+    stored = transfer(fetcher, server + "/hop.jpg")
+    assert stored.size_bytes == len(BODY)
