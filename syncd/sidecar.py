@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from sqlalchemy.orm import Session
 
@@ -46,26 +48,57 @@ def encode(doc: dict) -> bytes:
     return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def write(session: Session, storage: Storage, asset: Asset) -> None:
-    data = encode(document(
-        asset,
-        ledger.asset_licenses(session, asset.media_type, asset.media_id),
-        ledger.asset_files(session, asset.media_type, asset.media_id),
-    ))
-    storage.put_bytes(sidecar_key(asset.media_type, asset.media_id), data)
-    asset.sidecar_sha256 = hashlib.sha256(data).hexdigest()
+class SidecarBook:
+    """The sidecars of the assets one run touches, kept in memory so that a change costs no
+    query, and written in order by one background thread (writes fsync; the run goes on).
+    A sidecar is marked written in the ledger only once it is in storage, so a crash before
+    that leaves it marked for rewriting by the next run."""
 
+    def __init__(self, session: Session, storage: Storage, assets: set[tuple[str, str]]):
+        self.storage = storage
+        self._rows, self._licenses, self._files = ledger.assets_with_rows(session, assets)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sidecar")
+        self._pending: list[tuple[tuple[str, str, str], Future]] = []
+        self._lock = threading.Lock()
 
-def write_dirty(session: Session, storage: Storage) -> int:
-    """Writes the sidecar of every asset marked dirty; returns how many were written."""
-    assets = ledger.dirty_assets(session)
-    for asset in assets:
-        write(session, storage, asset)
-    return len(assets)
+    def stored_file(self, media_type: str, media_id: str, size: str) -> StoredFile | None:
+        return next((f for f in self._files.get((media_type, media_id), []) if f.size == size),
+                    None)
 
+    def add_file(self, row: StoredFile) -> None:
+        files = self._files.setdefault((row.media_type, row.media_id), [])
+        files[:] = sorted([f for f in files if f.key != row.key and f.size != row.size] + [row],
+                          key=lambda f: f.key)
 
-def write_dirty_asset(session: Session, storage: Storage, media_type: str, media_id: str) -> None:
-    session.flush()
-    asset = session.get(Asset, (media_type, media_id))
-    if asset is not None and asset.sidecar_sha256 is None:
-        write(session, storage, asset)
+    def write(self, media_type: str, media_id: str) -> None:
+        asset = self._rows.get((media_type, media_id))
+        if asset is None:          # no asset row: its id cannot be a key
+            return
+        data = encode(document(asset, self._licenses[(media_type, media_id)],
+                               self._files[(media_type, media_id)]))
+        key = sidecar_key(media_type, media_id)
+        future = self._pool.submit(self.storage.put_bytes, key, data)
+        with self._lock:
+            self._pending.append(((media_type, media_id, hashlib.sha256(data).hexdigest()), future))
+
+    def written(self, wait: bool = False) -> tuple[list[tuple[str, str, str]], BaseException | None]:
+        """The sidecars now in storage (all of them, with ``wait``), and the first error a
+        write raised, if any."""
+        done, still, error = [], [], None
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for entry, future in pending:
+            if wait or future.done():
+                exc = future.exception()
+                if exc is None:
+                    done.append(entry)
+                elif error is None:
+                    error = exc
+            else:
+                still.append((entry, future))
+        with self._lock:
+            self._pending[:0] = still
+        return done, error
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

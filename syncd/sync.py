@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import defaultdict
+import sys
+from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -14,7 +15,6 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from syncd import sidecar
 from syncd.api.client import ApiClient, ApiError, Forbidden
 from syncd.api.records import LicenseRecord
 from syncd.api.retry import RetryPolicy
@@ -26,11 +26,13 @@ from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, T
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
 from syncd.storage import Storage, open_storage
 from syncd.streams import LICENSE_STREAMS, PER_PAGE, LicenseStream, newest, pages_until
+from syncd.sidecar import SidecarBook
 from syncd.summary import Progress, RunResult
 
 log = structlog.get_logger("syncd.sync")
 
 AssetSize = tuple[str, str, str]  # media type, media id, size
+COMMIT_EVERY_S = 0.25             # the ledger commits outcomes in batches at most this old
 
 
 @dataclass
@@ -98,14 +100,11 @@ class SyncRun:
                     removed = storage.remove_partials()
                     if removed:
                         log.info("partials.removed", count=removed)
-                    sidecar.write_dirty(session, storage)
                     session.commit()
                 try:
                     for media_type in self.media:
                         self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
                     self._fetch_missing(session, client, storage)
-                    if not self.dry_run:
-                        sidecar.write_dirty(session, storage)
                 except (AuthError, StorageError) as exc:
                     self.result.fatal = exc
                 except Interrupted:
@@ -203,14 +202,14 @@ class SyncRun:
         queued = [ledger.as_record(row) for row in ledger.queued_licenses(session, self.media)]
         return queued + self._dry_new
 
-    def _groups(self, session: Session, licenses: list[LicenseRecord]) -> dict[AssetSize, Group]:
+    def _groups(self, licenses: list[LicenseRecord], book: SidecarBook) -> dict[AssetSize, Group]:
         by_asset_size: dict[AssetSize, list[LicenseRecord]] = defaultdict(list)
         for lic in licenses:
             by_asset_size[(lic.media_type, lic.media_id, lic.size)].append(lic)
         groups = {}
         for (media_type, media_id, size), members in by_asset_size.items():
             stream = LICENSE_STREAMS[media_type]
-            stored = ledger.stored_file(session, media_type, media_id, size) is not None
+            stored = book.stored_file(media_type, media_id, size) is not None
             actions = {lic.license_id: plan(lic, stream, stored) for lic in members}
             candidates = sorted(
                 (lic for lic in members if actions[lic.license_id].kind == REDOWNLOAD),
@@ -223,23 +222,41 @@ class SyncRun:
         return groups
 
     def _fetch_missing(self, session: Session, client: ApiClient, storage: Storage) -> None:
-        groups = self._groups(session, self._queue(session))
-        for group in groups.values():
-            if group.need is None:
-                self._settle(session, storage, group, stored=None, failures={})
-        session.commit()
-        pending = [group for group in groups.values() if group.need is not None]
-        if self.dry_run:
-            for group in pending:
-                need = group.need
-                self.result.planned.append(
-                    f"redownload {need.stream.media_type}/{need.media_id} size {need.size} "
-                    f"(license {need.license_ids[0]})")
-            return
-        self._run_fetches(session, client, storage, pending)
+        queue = self._queue(session)
+        dirty = [] if self.dry_run else [(a.media_type, a.media_id)
+                                         for a in ledger.dirty_assets(session)]
+        book = SidecarBook(session, storage, {(l.media_type, l.media_id) for l in queue} | set(dirty))
+        try:
+            groups = self._groups(queue, book)
+            self._open_groups = Counter((media_type, media_id) for media_type, media_id, _ in groups)
+            if not self.dry_run:
+                for asset in dirty:
+                    if asset not in self._open_groups:
+                        book.write(*asset)
+            for group in groups.values():
+                if group.need is None:
+                    self._settle(session, book, group, stored=None, failures={})
+            session.commit()
+            pending = [group for group in groups.values() if group.need is not None]
+            if self.dry_run:
+                for group in pending:
+                    need = group.need
+                    self.result.planned.append(
+                        f"redownload {need.stream.media_type}/{need.media_id} size {need.size} "
+                        f"(license {need.license_ids[0]})")
+                return
+            self._run_fetches(session, client, book, pending)
+        finally:
+            book.close()
+            if not self.dry_run:
+                written, error = book.written(wait=True)
+                ledger.mark_sidecars_written(session, written)
+                session.commit()
+                if error is not None and sys.exc_info()[1] is None:
+                    raise error
 
-    def _run_fetches(self, session, client, storage, pending: list[Group]) -> None:
-        fetcher = Fetcher(client, storage, key_template=self.config.storage.key_template,
+    def _run_fetches(self, session, client, book: SidecarBook, pending: list[Group]) -> None:
+        fetcher = Fetcher(client, book.storage, key_template=self.config.storage.key_template,
                           allow_http=self.config.api.allow_http,
                           transfer=TransferConfig(timeout_s=self.config.api.timeout_s),
                           pool_size=self.config.sync.concurrency, stop=self.stop)
@@ -247,7 +264,7 @@ class SyncRun:
             with ThreadPoolExecutor(max_workers=self.config.sync.concurrency,
                                     thread_name_prefix="fetch") as pool:
                 try:
-                    fatal = self._drive(pool, fetcher, session, storage, list(reversed(pending)))
+                    fatal = self._drive(pool, fetcher, session, book, list(reversed(pending)))
                 except BaseException:
                     self.stop.set()   # workers discard their partial files and return
                     raise
@@ -258,12 +275,13 @@ class SyncRun:
         if self.stop.is_set():
             raise Interrupted()
 
-    def _drive(self, pool, fetcher, session, storage, todo: list[Group]) -> Exception | None:
+    def _drive(self, pool, fetcher, session, book, todo: list[Group]) -> Exception | None:
         """Keeps the pool fed (a bounded window, not the whole queue) and settles each group as
         its fetch ends. Returns the error that must end the run, if any."""
         window = self.config.sync.concurrency * 2
         running: dict[Future, Group] = {}
         fatal: Exception | None = None
+        last_commit = time.monotonic()
         while todo or running:
             while todo and len(running) < window and not self.stop.is_set():
                 group = todo.pop()
@@ -283,29 +301,39 @@ class SyncRun:
                     log.exception("fetch.crashed", media_id=group.need.media_id)
                     stored, failures = None, {lid: FetchFailed(f"internal error: {exc!r}")
                                               for lid in group.need.license_ids}
-                self._settle(session, storage, group, stored, failures)
-                session.commit()
-                self.progress.show(self.result.summary, len(todo) + len(running))
+                self._settle(session, book, group, stored, failures)
+            if time.monotonic() - last_commit > COMMIT_EVERY_S:
+                self._commit(session, book)
+                last_commit = time.monotonic()
+            self.progress.show(self.result.summary, len(todo) + len(running))
         return fatal
 
-    def _settle(self, session: Session, storage: Storage, group: Group,
+    def _commit(self, session: Session, book: SidecarBook) -> None:
+        written, error = book.written()
+        ledger.mark_sidecars_written(session, written)
+        session.commit()
+        if error is not None:
+            raise error
+
+    def _settle(self, session: Session, book: SidecarBook, group: Group,
                 stored: StoredObject | None, failures: dict[str, FetchFailed]) -> None:
-        """Records the outcome of each license of a group, counts it, and rewrites the sidecar."""
+        """Records the outcome of each license of a group and counts it; once every group of
+        the asset has settled, its sidecar is written."""
         summary = self.result.summary
         first = next(iter(group.records.values()))
-        existing = None if stored else ledger.stored_file(
-            session, first.media_type, first.media_id, first.size)
-        if stored is not None and not self.dry_run:
-            ledger.record_file(session, first.media_type, first.media_id, first.size,
-                               stored.key, stored.size_bytes, stored.sha256)
+        existing = None if stored else book.stored_file(first.media_type, first.media_id,
+                                                        first.size)
+        if stored is not None:
+            book.add_file(ledger.record_file(session, first.media_type, first.media_id,
+                                             first.size, stored.key, stored.size_bytes,
+                                             stored.sha256))
             summary.downloaded += 1
             summary.bytes_downloaded += stored.size_bytes
         for license_id, action in group.actions.items():
             bound = log.bind(stream=first.media_type, license_id=license_id)
             if stored is not None and license_id == stored.license_id:
                 self._set(session, first.media_type, license_id, ledger.STORED, None, stored.key)
-                continue
-            if action.kind == INVALID:
+            elif action.kind == INVALID:
                 summary.failed += 1
                 bound.error("license.failed", reason=action.reason)
                 self._set(session, first.media_type, license_id, ledger.FAILED, action.reason)
@@ -326,8 +354,10 @@ class SyncRun:
                     summary.failed += 1
                 bound.warning("license." + status, reason=failure.reason)
                 self._set(session, first.media_type, license_id, status, failure.reason)
-        if not self.dry_run:
-            sidecar.write_dirty_asset(session, storage, first.media_type, first.media_id)
+        asset = (first.media_type, first.media_id)
+        self._open_groups[asset] -= 1
+        if self._open_groups[asset] == 0 and not self.dry_run:
+            book.write(*asset)
 
     def _set(self, session, media_type, license_id, status, reason, key=None) -> None:
         if not self.dry_run:

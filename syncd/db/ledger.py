@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Iterable
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from syncd.api.records import LicenseRecord
@@ -120,14 +120,53 @@ def stored_file(session: Session, media_type: str, media_id: str, size: str) -> 
 
 
 def record_file(session: Session, media_type: str, media_id: str, size: str, key: str,
-                size_bytes: int, sha256: str) -> None:
-    existing = session.get(StoredFile, key) or stored_file(session, media_type, media_id, size)
-    if existing is not None:
-        session.delete(existing)
-        session.flush()
-    session.add(StoredFile(key=key, media_type=media_type, media_id=media_id, size=size,
-                           size_bytes=size_bytes, sha256=sha256, stored_at=utcnow()))
-    mark_sidecar_dirty(session, media_type, media_id)
+                size_bytes: int, sha256: str) -> StoredFile:
+    """Records a stored object, replacing what was recorded for its key or its asset and size."""
+    session.execute(delete(StoredFile).where(
+        (StoredFile.key == key) | ((StoredFile.media_type == media_type)
+                                   & (StoredFile.media_id == media_id)
+                                   & (StoredFile.size == size))
+    ).execution_options(synchronize_session=False))
+    values = dict(key=key, media_type=media_type, media_id=media_id, size=size,
+                  size_bytes=size_bytes, sha256=sha256, stored_at=utcnow())
+    session.execute(insert(StoredFile).values(**values))
+    session.execute(update(Asset).where(Asset.media_type == media_type,
+                                        Asset.media_id == media_id).values(sidecar_sha256=None))
+    return StoredFile(**values)
+
+
+def _in_chunks(items: list, size: int = 400):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def assets_with_rows(session: Session, assets: Iterable[tuple[str, str]]):
+    """For many assets at once: their asset rows, licenses and stored files, by asset."""
+    assets = list(assets)
+    rows: dict[tuple[str, str], Asset] = {}
+    licenses: dict[tuple[str, str], list[License]] = {a: [] for a in assets}
+    files: dict[tuple[str, str], list[StoredFile]] = {a: [] for a in assets}
+    for chunk in _in_chunks(assets):
+        for asset in session.scalars(select(Asset).where(
+                tuple_(Asset.media_type, Asset.media_id).in_(chunk))):
+            rows[(asset.media_type, asset.media_id)] = asset
+        for lic in session.scalars(select(License).where(
+                tuple_(License.media_type, License.media_id).in_(chunk))
+                .order_by(License.download_time, License.license_id)):
+            licenses[(lic.media_type, lic.media_id)].append(lic)
+        for f in session.scalars(select(StoredFile).where(
+                tuple_(StoredFile.media_type, StoredFile.media_id).in_(chunk))
+                .order_by(StoredFile.key)):
+            files[(f.media_type, f.media_id)].append(f)
+    return rows, licenses, files
+
+
+def mark_sidecars_written(session: Session, written: Iterable[tuple[str, str, str]]) -> None:
+    """(media type, media id, sha256 of what was written) for sidecars now in storage."""
+    for media_type, media_id, digest in written:
+        session.execute(update(Asset).where(Asset.media_type == media_type,
+                                            Asset.media_id == media_id)
+                        .values(sidecar_sha256=digest))
 
 
 def mark_sidecar_dirty(session: Session, media_type: str, media_id: str) -> None:
