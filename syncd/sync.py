@@ -55,6 +55,7 @@ class SyncRun:
         self.result = RunResult()
         self._seen: set[tuple[str, str]] = set()
         self._dry_new: list[LicenseRecord] = []
+        self._outcomes = ledger.Outcomes()
 
     # --- set-up: every check that can fail with exit 2 or 4 comes before any request ----------
 
@@ -236,7 +237,7 @@ class SyncRun:
             for group in groups.values():
                 if group.need is None:
                     self._settle(session, book, group, stored=None, failures={})
-            session.commit()
+            self._commit(session, book)
             pending = [group for group in groups.values() if group.need is not None]
             if self.dry_run:
                 for group in pending:
@@ -248,12 +249,11 @@ class SyncRun:
             self._run_fetches(session, client, book, pending)
         finally:
             book.close()
-            if not self.dry_run:
-                written, error = book.written(wait=True)
-                ledger.mark_sidecars_written(session, written)
-                session.commit()
-                if error is not None and sys.exc_info()[1] is None:
-                    raise error
+            try:
+                self._commit(session, book, wait=True)
+            except StorageError:
+                if sys.exc_info()[1] is None:
+                    raise
 
     def _run_fetches(self, session, client, book: SidecarBook, pending: list[Group]) -> None:
         fetcher = Fetcher(client, book.storage, key_template=self.config.storage.key_template,
@@ -308,9 +308,14 @@ class SyncRun:
             self.progress.show(self.result.summary, len(todo) + len(running))
         return fatal
 
-    def _commit(self, session: Session, book: SidecarBook) -> None:
-        written, error = book.written()
-        ledger.mark_sidecars_written(session, written)
+    def _commit(self, session: Session, book: SidecarBook, wait: bool = False) -> None:
+        """Writes the outcomes gathered since the last commit, and the sidecars now stored."""
+        if self.dry_run:
+            return
+        written, error = book.written(wait)
+        for media_type, media_id, digest in written:
+            self._outcomes.sidecar_written(media_type, media_id, digest)
+        self._outcomes.write(session)
         session.commit()
         if error is not None:
             raise error
@@ -324,27 +329,26 @@ class SyncRun:
         existing = None if stored else book.stored_file(first.media_type, first.media_id,
                                                         first.size)
         if stored is not None:
-            book.add_file(ledger.record_file(session, first.media_type, first.media_id,
-                                             first.size, stored.key, stored.size_bytes,
-                                             stored.sha256))
+            book.add_file(self._outcomes.file(first.media_type, first.media_id, first.size,
+                                              stored.key, stored.size_bytes, stored.sha256))
             summary.downloaded += 1
             summary.bytes_downloaded += stored.size_bytes
         for license_id, action in group.actions.items():
             bound = log.bind(stream=first.media_type, license_id=license_id)
             if stored is not None and license_id == stored.license_id:
-                self._set(session, first.media_type, license_id, ledger.STORED, None, stored.key)
+                self._set(first.media_type, license_id, ledger.STORED, None, stored.key)
             elif action.kind == INVALID:
                 summary.failed += 1
                 bound.error("license.failed", reason=action.reason)
-                self._set(session, first.media_type, license_id, ledger.FAILED, action.reason)
+                self._set(first.media_type, license_id, ledger.FAILED, action.reason)
             elif stored is not None or (action.kind == STORED and existing is not None):
                 summary.already_present += 1
                 key = stored.key if stored else existing.key
-                self._set(session, first.media_type, license_id, ledger.STORED, None, key)
+                self._set(first.media_type, license_id, ledger.STORED, None, key)
             elif action.kind == UNAVAILABLE:
                 summary.unavailable += 1
                 bound.info("license.unavailable", reason=action.reason)
-                self._set(session, first.media_type, license_id, ledger.UNAVAILABLE, action.reason)
+                self._set(first.media_type, license_id, ledger.UNAVAILABLE, action.reason)
             else:
                 failure = failures.get(license_id) or FetchFailed("not tried")
                 status = ledger.UNAVAILABLE if failure.unavailable else ledger.FAILED
@@ -353,12 +357,12 @@ class SyncRun:
                 else:
                     summary.failed += 1
                 bound.warning("license." + status, reason=failure.reason)
-                self._set(session, first.media_type, license_id, status, failure.reason)
+                self._set(first.media_type, license_id, status, failure.reason)
         asset = (first.media_type, first.media_id)
         self._open_groups[asset] -= 1
         if self._open_groups[asset] == 0 and not self.dry_run:
             book.write(*asset)
 
-    def _set(self, session, media_type, license_id, status, reason, key=None) -> None:
+    def _set(self, media_type, license_id, status, reason, key=None) -> None:
         if not self.dry_run:
-            ledger.set_outcome(session, media_type, license_id, status, reason, key)
+            self._outcomes.license(media_type, license_id, status, reason, key)

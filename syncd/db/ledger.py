@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
 
-from sqlalchemy import delete, insert, select, tuple_, update
+from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
 
 from syncd.api.records import LicenseRecord
@@ -100,39 +101,66 @@ def as_record(row: License) -> LicenseRecord:
     )
 
 
-def set_outcome(session: Session, media_type: str, license_id: str, status: str,
-                reason: str | None = None, file_key: str | None = None) -> None:
-    values = {"status": status, "reason": reason, "updated_at": utcnow(),
-              "attempts": License.attempts + 1}
-    if file_key is not None:
-        values["file_key"] = file_key
-    session.execute(update(License).where(License.media_type == media_type,
-                                          License.license_id == license_id).values(**values))
+@dataclass
+class Outcomes:
+    """What a run learnt since its last commit, written with a few batched statements (one
+    statement per change would cost a round trip to the database, and a wait for the GIL,
+    per license)."""
+
+    licenses: list[dict] = field(default_factory=list)
+    files: list[dict] = field(default_factory=list)
+    sidecars: list[dict] = field(default_factory=list)
+
+    def license(self, media_type: str, license_id: str, status: str, reason: str | None,
+                file_key: str | None = None) -> None:
+        self.licenses.append({"b_type": media_type, "b_id": license_id, "b_status": status,
+                              "b_reason": reason, "b_key": file_key, "b_now": utcnow()})
+
+    def file(self, media_type: str, media_id: str, size: str, key: str, size_bytes: int,
+             sha256: str) -> StoredFile:
+        values = dict(key=key, media_type=media_type, media_id=media_id, size=size,
+                      size_bytes=size_bytes, sha256=sha256, stored_at=utcnow())
+        self.files.append(values)
+        return StoredFile(**values)
+
+    def sidecar_written(self, media_type: str, media_id: str, sha256: str) -> None:
+        self.sidecars.append({"b_type": media_type, "b_id": media_id, "b_sha": sha256})
+
+    def write(self, session: Session) -> None:
+        connection = session.connection()
+        if self.files:
+            files = StoredFile.__table__
+            connection.execute(files.delete().where(
+                (files.c.key == bindparam("key"))
+                | ((files.c.media_type == bindparam("media_type"))
+                   & (files.c.media_id == bindparam("media_id"))
+                   & (files.c.size == bindparam("size")))), self.files)
+            connection.execute(files.insert(), self.files)
+            self._set_sidecars(connection, [{"b_type": f["media_type"], "b_id": f["media_id"],
+                                             "b_sha": None} for f in self.files])
+        if self.licenses:
+            licenses = License.__table__
+            connection.execute(licenses.update().where(
+                (licenses.c.media_type == bindparam("b_type"))
+                & (licenses.c.license_id == bindparam("b_id"))).values(
+                status=bindparam("b_status"), reason=bindparam("b_reason"),
+                file_key=func.coalesce(bindparam("b_key"), licenses.c.file_key),
+                attempts=licenses.c.attempts + 1, updated_at=bindparam("b_now")),
+                self.licenses)
+        if self.sidecars:
+            self._set_sidecars(connection, self.sidecars)
+        self.licenses, self.files, self.sidecars = [], [], []
+
+    @staticmethod
+    def _set_sidecars(connection, rows: list[dict]) -> None:
+        assets = Asset.__table__
+        connection.execute(assets.update().where(
+            (assets.c.media_type == bindparam("b_type"))
+            & (assets.c.media_id == bindparam("b_id"))).values(
+            sidecar_sha256=bindparam("b_sha")), rows)
 
 
 # --- files and assets -------------------------------------------------------------------------
-
-
-def stored_file(session: Session, media_type: str, media_id: str, size: str) -> StoredFile | None:
-    return session.scalars(select(StoredFile).where(
-        StoredFile.media_type == media_type, StoredFile.media_id == media_id,
-        StoredFile.size == size)).first()
-
-
-def record_file(session: Session, media_type: str, media_id: str, size: str, key: str,
-                size_bytes: int, sha256: str) -> StoredFile:
-    """Records a stored object, replacing what was recorded for its key or its asset and size."""
-    session.execute(delete(StoredFile).where(
-        (StoredFile.key == key) | ((StoredFile.media_type == media_type)
-                                   & (StoredFile.media_id == media_id)
-                                   & (StoredFile.size == size))
-    ).execution_options(synchronize_session=False))
-    values = dict(key=key, media_type=media_type, media_id=media_id, size=size,
-                  size_bytes=size_bytes, sha256=sha256, stored_at=utcnow())
-    session.execute(insert(StoredFile).values(**values))
-    session.execute(update(Asset).where(Asset.media_type == media_type,
-                                        Asset.media_id == media_id).values(sidecar_sha256=None))
-    return StoredFile(**values)
 
 
 def _in_chunks(items: list, size: int = 400):
@@ -159,14 +187,6 @@ def assets_with_rows(session: Session, assets: Iterable[tuple[str, str]]):
                 .order_by(StoredFile.key)):
             files[(f.media_type, f.media_id)].append(f)
     return rows, licenses, files
-
-
-def mark_sidecars_written(session: Session, written: Iterable[tuple[str, str, str]]) -> None:
-    """(media type, media id, sha256 of what was written) for sidecars now in storage."""
-    for media_type, media_id, digest in written:
-        session.execute(update(Asset).where(Asset.media_type == media_type,
-                                            Asset.media_id == media_id)
-                        .values(sidecar_sha256=digest))
 
 
 def mark_sidecar_dirty(session: Session, media_type: str, media_id: str) -> None:
