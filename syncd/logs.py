@@ -11,9 +11,9 @@ _secrets: list[str] = []
 
 
 def register_secret(value: str) -> None:
-    """Every later log line has this value replaced by ``***``, wherever it appears. (A value
-    shorter than 8 characters is no real token, and replacing it would garble every line.)"""
-    if len(value) >= 8 and value not in _secrets:
+    """Every later log line, error line and stored reason has this value replaced by ``***``,
+    wherever it appears (a toy token of a few letters garbles the text: it is still hidden)."""
+    if value and value not in _secrets:
         _secrets.append(value)
 
 

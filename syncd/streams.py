@@ -59,19 +59,29 @@ def newest(licenses: list[LicenseRecord], current: Watermark | None) -> Watermar
     return best
 
 
+class HistoryCutShort(ValueError):
+    """A page ended the history before ``total_count`` said it would: stopping there would move
+    the watermark past licenses never seen."""
+
+
 def pages_until(fetch_page: Callable[[int], LicensePage], watermark: Watermark | None,
                 per_page: int = PER_PAGE) -> Iterator[tuple[int, LicensePage]]:
-    """Yields (page number, page) newest-first until the stop rule says the rest is known."""
+    """Yields (page number, page) newest-first until the stop rule says the rest is known.
+    Raises HistoryCutShort when a short page contradicts the total the API announced."""
     number = 1
     while True:
         page = fetch_page(number)
         yield number, page
-        if not page.licenses:
-            return
         if watermark is not None and any(watermark.reached_by(lic) for lic in page.licenses):
             return
-        if len(page.licenses) < (page.per_page or per_page):
+        size = page.per_page or per_page
+        seen_so_far = (number - 1) * size + len(page.licenses)
+        if len(page.licenses) < size:
+            if page.total_count is not None and seen_so_far < page.total_count:
+                raise HistoryCutShort(
+                    f"page {number} has {len(page.licenses)} licenses, but total_count "
+                    f"{page.total_count} promises more")
             return
-        if page.total_count is not None and number * (page.per_page or per_page) >= page.total_count:
+        if page.total_count is not None and number * size >= page.total_count:
             return
         number += 1

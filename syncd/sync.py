@@ -15,6 +15,7 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from syncd import logs
 from syncd.api.client import ApiClient, ApiError, Forbidden
 from syncd.api.records import LicenseRecord
 from syncd.api.retry import RetryPolicy
@@ -25,7 +26,8 @@ from syncd.errors import AuthError, StorageError
 from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
 from syncd.storage import Storage, open_storage
-from syncd.streams import LICENSE_STREAMS, PER_PAGE, LicenseStream, newest, pages_until
+from syncd.streams import (LICENSE_STREAMS, PER_PAGE, HistoryCutShort, LicenseStream, newest,
+                           pages_until)
 from syncd.sidecar import SidecarBook
 from syncd.summary import Progress, RunResult
 
@@ -153,7 +155,7 @@ class SyncRun:
             self._stream_done(session, state, run, "refused", str(exc))
             bound.error("stream.refused", error=str(exc))
             return
-        except ApiError as exc:
+        except (ApiError, HistoryCutShort) as exc:
             self.result.stream_errors[stream.media_type] = str(exc)
             self._stream_done(session, state, run, "failed", str(exc))
             bound.error("stream.failed", error=str(exc))
@@ -194,7 +196,7 @@ class SyncRun:
         state.last_run_id = run.id
         state.last_run_at = ledger.utcnow()
         state.last_outcome = outcome
-        state.last_error = error
+        state.last_error = logs.redact(error) if error else None
         session.commit()
 
     # --- fetching ----------------------------------------------------------------------------

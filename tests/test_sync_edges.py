@@ -99,3 +99,53 @@ def test_full_disk_stops_the_run_with_exit_4_and_leaves_only_whole_files(tmp_pat
         assert 1 <= len(syncd.stored_files()) <= 2
         assert_every_file_correct_so_far(syncd)
         assert not any((syncd.root / ".syncd-partial").iterdir())
+
+
+def test_a_page_cut_short_of_total_count_fails_the_stream_and_keeps_the_watermark(tmp_path):
+    catalog = Catalog.generate(seed=13, counts={"images": 450}, sizes=[512], twin_ratio=0,
+                               not_downloadable_ratio=0)
+    with Simulator(catalog, token=TOKEN) as sim:
+        syncd = Syncd(tmp_path, sim)
+        # page 2 comes back empty, though the API itself says 450 licenses exist
+        sim.on_list_page("images", 1, lambda s: s.add_fault(
+            "GET", r"^/v2/images/licenses$", status=200, times=1,
+            body={"data": [], "page": 2, "per_page": 200, "total_count": 450}))
+        first = syncd.sync("--media", "images")
+        assert first.returncode == 1
+        assert "total_count" in first.stderr
+        assert first.summary["new_licenses"] == 200
+        second = syncd.sync("--media", "images")
+        assert second.returncode == 0, second.stderr
+        assert second.summary["new_licenses"] == 250
+        assert first.summary["downloaded"] + second.summary["downloaded"] == 450
+
+
+def test_errors_in_a_200_list_body_fail_the_stream(syncd):
+    syncd.sim.add_fault("GET", r"^/v2/videos/licenses$", status=200, times=3, body={
+        "data": [], "errors": [{"message": "internal paging error"}]})
+    done = syncd.sync()
+    assert done.returncode == 1
+    assert "internal paging error" in done.stderr and "videos" in done.stderr
+
+
+def test_an_overlong_media_id_fails_only_its_license(tmp_path):
+    catalog = Catalog.example()
+    catalog.add("images", media_id="9" * 300, size="huge")
+    with Simulator(catalog, token=TOKEN) as sim:
+        syncd = Syncd(tmp_path, sim)
+        done = syncd.sync()
+        assert done.returncode == 1
+        assert done.summary["failed"] == 1 and done.summary["downloaded"] == 9
+
+
+def test_api_error_text_echoing_the_token_is_never_stored_or_printed(syncd):
+    syncd.sim.add_fault("GET", r"^/v2/audio/licenses$", status=400, times=1,
+                        body={"message": f"bad request from Bearer {TOKEN}"})
+    syncd.sim.add_fault("POST", r"/downloads$", status=404, times=1,
+                        body={"message": f"no license for {TOKEN}"})
+    done = syncd.sync("-v")
+    assert done.returncode == 1
+    status = syncd.run("status", "--json")
+    everything = done.stdout + done.stderr + status.stdout + status.stderr
+    assert TOKEN not in everything and "***" in done.stderr
+    assert TOKEN.encode() not in syncd.db_path.read_bytes()

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-MAX_ID_LENGTH = 255
+MAX_ID_LENGTH = 1024   # longer is no id; values over 128 characters fail their license
 
 
 class MalformedResponse(ValueError):
@@ -128,6 +128,9 @@ def _optional_int(document: dict, name: str) -> int | None:
 def parse_license_page(document: Any, media_type: str, media_key: str) -> LicensePage:
     if not isinstance(document, dict) or not isinstance(document.get("data", []), list):
         raise MalformedResponse("the license list is not an object with a data array")
+    errors = document.get("errors")
+    if errors:
+        raise MalformedResponse(f"the license list reports errors: {_summary(errors)}")
     return LicensePage(
         licenses=[parse_license(item, media_type, media_key) for item in document.get("data", [])],
         page=_optional_int(document, "page"),
@@ -141,6 +144,15 @@ def parse_download_url(document: Any) -> str:
             or not document["url"]:
         raise MalformedResponse("the redownload answer has no url")
     return document["url"]
+
+
+def _summary(errors: Any) -> str:
+    if isinstance(errors, list):
+        messages = [e.get("message") for e in errors if isinstance(e, dict)]
+        text = "; ".join(m for m in messages if isinstance(m, str))
+        if text:
+            return text[:300]
+    return repr(errors)[:300]
 
 
 def error_message(body: bytes) -> str:

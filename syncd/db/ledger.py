@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from syncd.api.records import LicenseRecord
 from syncd.db.models import Asset, License, Run, StoredFile, StreamState
+from syncd.logs import redact
 from syncd.storage.keys import UnsafeValue, check_value
 from syncd.streams import Watermark
 
@@ -114,7 +115,8 @@ class Outcomes:
     def license(self, media_type: str, license_id: str, status: str, reason: str | None,
                 file_key: str | None = None) -> None:
         self.licenses.append({"b_type": media_type, "b_id": license_id, "b_status": status,
-                              "b_reason": reason, "b_key": file_key, "b_now": utcnow()})
+                              "b_reason": redact(reason) if reason else None, "b_key": file_key,
+                              "b_now": utcnow()})
 
     def file(self, media_type: str, media_id: str, size: str, key: str, size_bytes: int,
              sha256: str) -> StoredFile:

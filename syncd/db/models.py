@@ -16,7 +16,7 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
 }
 
-ID = String(255)
+ID = String(1024)
 MEDIA_TYPE = String(32)
 
 
