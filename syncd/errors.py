@@ -28,3 +28,9 @@ class StorageError(SyncdError):
     """The storage backend cannot be written."""
 
     exit_code = 4
+
+
+class StorageBusy(SyncdError):
+    """Another run holds the storage: nothing was done."""
+
+    exit_code = 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import nullcontext
 import sys
 from collections import Counter, defaultdict
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -97,13 +98,9 @@ class SyncRun:
         client, storage, engine = self.prepare()
         summary = self.result.summary
         try:
-            with Session(engine, expire_on_commit=False) as session:
-                run = None if self.dry_run else ledger.start_run(session, "sync")
-                if not self.dry_run:
-                    removed = storage.remove_partials()
-                    if removed:
-                        log.info("partials.removed", count=removed)
-                    session.commit()
+            with (nullcontext() if self.dry_run else storage.exclusive()), \
+                    Session(engine, expire_on_commit=False) as session:
+                run = None if self.dry_run else self._begin(session, storage)
                 try:
                     for media_type in self.media:
                         self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
@@ -125,6 +122,17 @@ class SyncRun:
             engine.dispose()
             self.progress.done()
         return self.result
+
+    def _begin(self, session: Session, storage: Storage):
+        """Under the storage lock: what a killed run left behind is cleared, and this run is
+        recorded."""
+        ledger.abandon_unfinished_runs(session)
+        removed = storage.remove_partials()
+        if removed:
+            log.info("partials.removed", count=removed)
+        run = ledger.start_run(session, "sync")
+        session.commit()
+        return run
 
     # --- paging ------------------------------------------------------------------------------
 

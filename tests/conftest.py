@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.simulator import Catalog, Simulator
+from syncd.simulator import Catalog, RandomFaults, Simulator
 from tests.pgserver import postgres_server, postgres_url  # noqa: F401
 
 TOKEN = "sim-token-6f1d0c9e2b7a"
@@ -75,6 +75,12 @@ class Syncd:
 
     def sidecar(self, media_type: str, media_id: str) -> dict:
         return json.loads((self.root / media_type / media_id / "metadata.json").read_text())
+
+
+def slow_simulator(catalog: Catalog, latency_ms: int = 150) -> Simulator:
+    """A simulator whose API answers take a while, so that a run lasts long enough to be
+    interrupted in the middle whatever the machine's speed."""
+    return Simulator(catalog, token=TOKEN, random_faults=RandomFaults(latency_ms=latency_ms))
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import subprocess
 import sys
 import time
 
-from syncd.simulator import Catalog, Simulator
-from tests.conftest import REPO, TOKEN, Syncd
+from syncd.simulator import Catalog
+from tests.conftest import REPO, Syncd, slow_simulator
 
 
 def test_usage_error_exits_2_with_the_usage_line(syncd):
@@ -47,7 +47,7 @@ def test_demo_syncs_the_simulator_into_syncd_demo(tmp_path):
 def test_sigint_during_sync_exits_130_and_keeps_what_finished(tmp_path):
     catalog = Catalog.generate(seed=5, counts={"videos": 60}, sizes=[2 << 20], twin_ratio=0,
                                not_downloadable_ratio=0)
-    with Simulator(catalog, token=TOKEN) as sim:
+    with slow_simulator(catalog) as sim:
         syncd = Syncd(tmp_path, sim)
         process = syncd.start("sync", "--json", "--no-progress", "--media", "videos")
         deadline = time.monotonic() + 60

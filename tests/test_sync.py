@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 from syncd.simulator import Catalog, Simulator
-from tests.conftest import TOKEN, Syncd, sigkill
+from tests.conftest import TOKEN, Syncd, sigkill, slow_simulator
 
 STREAMS = ("images", "videos", "audio", "editorial/images", "editorial/videos")
 SIDECAR_KEYS = {"media_type", "media_id", "status", "licenses", "files", "details"}
@@ -154,7 +154,7 @@ def test_licenses_inserted_at_the_head_while_paging_are_neither_skipped_nor_stor
 def test_sigkill_mid_run_then_rerun_leaves_everything_correct_and_nothing_partial(tmp_path):
     catalog = Catalog.generate(seed=3, counts={"videos": 40}, sizes=[3 << 20], twin_ratio=0,
                                not_downloadable_ratio=0)
-    with Simulator(catalog, token=TOKEN) as sim:
+    with slow_simulator(catalog) as sim:
         syncd = Syncd(tmp_path, sim)
         process = syncd.start("sync", "--no-progress", "--media", "videos")
         deadline = time.monotonic() + 60

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from syncd.simulator import Catalog, Simulator
-from tests.conftest import TOKEN, Syncd
+from tests.conftest import TOKEN, Syncd, slow_simulator
 from tests.test_sync import assert_every_file_correct_so_far
 
 
@@ -61,7 +61,7 @@ def test_download_redirect_to_plain_http_elsewhere_is_refused(syncd):
 def test_sigterm_during_sync_stops_cleanly_with_143(tmp_path):
     catalog = Catalog.generate(seed=5, counts={"videos": 60}, sizes=[2 << 20], twin_ratio=0,
                                not_downloadable_ratio=0)
-    with Simulator(catalog, token=TOKEN) as sim:
+    with slow_simulator(catalog) as sim:
         syncd = Syncd(tmp_path, sim)
         process = syncd.start("sync", "--no-progress", "--media", "videos")
         deadline = time.monotonic() + 60
@@ -149,3 +149,40 @@ def test_api_error_text_echoing_the_token_is_never_stored_or_printed(syncd):
     everything = done.stdout + done.stderr + status.stdout + status.stderr
     assert TOKEN not in everything and "***" in done.stderr
     assert TOKEN.encode() not in syncd.db_path.read_bytes()
+
+
+def test_a_second_run_on_the_same_storage_is_refused_and_harms_nothing(tmp_path):
+    catalog = Catalog.generate(seed=8, counts={"videos": 30}, sizes=[3 << 20], twin_ratio=0,
+                               not_downloadable_ratio=0)
+    with slow_simulator(catalog) as sim:
+        syncd = Syncd(tmp_path, sim)
+        first = syncd.start("sync", "--json", "--no-progress", "--media", "videos")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not syncd.stored_files():
+            time.sleep(0.005)
+        second = syncd.sync("--media", "videos")
+        assert second.returncode == 1
+        assert "another syncd run" in second.stderr
+        out, err = first.communicate(timeout=120)
+        assert first.returncode == 0, err
+        assert len(syncd.stored_files()) == 30
+        assert_every_file_correct_so_far(syncd)
+
+
+def test_a_killed_run_is_marked_killed_by_the_next(tmp_path):
+    import sqlite3
+
+    catalog = Catalog.generate(seed=9, counts={"videos": 30}, sizes=[3 << 20], twin_ratio=0,
+                               not_downloadable_ratio=0)
+    with slow_simulator(catalog) as sim:
+        syncd = Syncd(tmp_path, sim)
+        process = syncd.start("sync", "--no-progress", "--media", "videos")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not syncd.stored_files():
+            time.sleep(0.005)
+        process.kill()
+        process.communicate(timeout=30)
+        assert syncd.sync("--media", "videos").returncode == 0
+        with sqlite3.connect(syncd.db_path) as db:
+            outcomes = [row[0] for row in db.execute("select outcome from runs order by id")]
+        assert outcomes == ["killed", "ok"]

@@ -223,6 +223,12 @@ def asset_files(session: Session, media_type: str, media_id: str) -> list[Stored
 # --- runs -------------------------------------------------------------------------------------
 
 
+def abandon_unfinished_runs(session: Session) -> None:
+    """Runs still marked running were killed (the caller holds the storage lock)."""
+    for run in session.scalars(select(Run).where(Run.outcome == "running")):
+        run.outcome = "killed"
+
+
 def start_run(session: Session, command: str) -> Run:
     run = Run(command=command, started_at=utcnow(), outcome="running")
     session.add(run)

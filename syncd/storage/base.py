@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import AbstractContextManager
 from typing import Iterator
 
 
@@ -55,6 +56,11 @@ class Storage(ABC):
 
     @abstractmethod
     def delete(self, key: str) -> None: ...
+
+    @abstractmethod
+    def exclusive(self) -> AbstractContextManager:
+        """Held by a run for its whole length: a second run on the same storage raises
+        StorageBusy instead of removing the first one's partial files under it."""
 
     @abstractmethod
     def remove_partials(self) -> int:

@@ -4,16 +4,20 @@ so the final rename is atomic) where no key can point, and are fsynced before th
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import shutil
 import uuid
 from pathlib import Path
 from typing import Iterator
 
-from syncd.errors import StorageError
+from contextlib import contextmanager
+
+from syncd.errors import StorageBusy, StorageError
 from syncd.storage.base import ObjectWriter, Storage
 
 PARTIAL_DIR = ".syncd-partial"
+LOCK_FILE = ".syncd.lock"
 READ_CHUNK = 1 << 20
 
 
@@ -113,6 +117,23 @@ class FilesystemStorage(Storage):
 
     def delete(self, key: str) -> None:
         self.path_of(key).unlink(missing_ok=True)
+
+    @contextmanager
+    def exclusive(self):
+        path = self.root / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _storage_error("create", path, exc) from None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StorageBusy(f"another syncd run is using {str(self.root)!r} (it holds "
+                                  f"{LOCK_FILE}); nothing was done, try again when it ends") from None
+            yield
+        finally:
+            os.close(fd)
 
     def remove_partials(self) -> int:
         if not self.partial_dir.is_dir():
