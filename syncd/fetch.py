@@ -6,9 +6,11 @@ from __future__ import annotations
 import hashlib
 from http.client import HTTPException
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 from urllib.parse import urljoin
 
 import requests
@@ -70,6 +72,69 @@ class Interrupted(Exception):
     """The run is stopping: the partial file was discarded."""
 
 
+class _Watchdog:
+    """Cuts the connection under a transfer whose read has waited longer than ``stall_s`` for
+    its buffer to fill (a host that trickles or hangs), and under every transfer once the run
+    is stopping: the blocked read then fails at once instead of holding the run."""
+
+    TICK_S = 0.2
+
+    def __init__(self, stall_s: float, stop: threading.Event):
+        self.stall_s = stall_s
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._deadlines: dict[socket.socket, float] = {}
+        self._cut: set[socket.socket] = set()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, response: requests.Response) -> socket.socket | None:
+        sock = _socket_of(response)
+        if sock is not None:
+            self.progress(sock)
+        return sock
+
+    def progress(self, sock: socket.socket | None) -> None:
+        """The transfer on ``sock`` moved on; raises when its connection was cut meanwhile
+        (a cut read may look like the end of a body whose length nobody announced)."""
+        if sock is None:
+            return
+        with self._lock:
+            cut = sock in self._cut
+            self._cut.discard(sock)
+            if not cut:
+                self._deadlines[sock] = time.monotonic() + self.stall_s
+        if cut:
+            if self._stop.is_set():
+                raise Interrupted()
+            raise _BrokenTransfer(f"no data for {self.stall_s:g} s: connection cut")
+
+    def forget(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            self._deadlines.pop(sock, None)
+            self._cut.discard(sock)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._closed.wait(self.TICK_S):
+            now = time.monotonic()
+            with self._lock:
+                doomed = [sock for sock, deadline in self._deadlines.items()
+                          if self._stop.is_set() or deadline < now]
+                for sock in doomed:
+                    del self._deadlines[sock]
+                    self._cut.add(sock)
+            for sock in doomed:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
 class _UrlGone(Exception):
     pass
 
@@ -89,8 +154,10 @@ class Fetcher:
         self.transfer = transfer
         self.stop = stop or threading.Event()
         self._session = make_session(pool_size)
+        self._watchdog = _Watchdog(transfer.timeout_s, self.stop)
 
     def close(self) -> None:
+        self._watchdog.close()
         self._session.close()
 
     def fetch(self, need: Need) -> tuple[StoredObject | None, dict[str, FetchFailed]]:
@@ -167,12 +234,18 @@ class Fetcher:
                     raise _BrokenTransfer(f"HTTP {response.status_code}")
                 raise FetchFailed(f"download answered HTTP {response.status_code}")
             expected = _content_length(response)
+            sock = self._watchdog.watch(response)
             try:
-                return self._stream_into_storage(response, key, expected, stream, license_id)
+                return self._stream_into_storage(response, key, expected, stream, license_id,
+                                                 lambda: self._watchdog.progress(sock))
             except (requests.RequestException, Urllib3Error, HTTPException, OSError) as exc:
                 if isinstance(exc, OSError) and not _is_network_error(exc):
                     raise
+                if self.stop.is_set():
+                    raise Interrupted() from None
                 raise _BrokenTransfer(f"connection broken ({type(exc).__name__})") from None
+            finally:
+                self._watchdog.forget(sock)
 
     def _get_following_redirects(self, url: str) -> requests.Response:
         """GET with redirects followed by hand, so that each hop is checked like the URL the
@@ -199,7 +272,8 @@ class Fetcher:
         raise FetchFailed(f"download redirected more than {MAX_REDIRECTS} times")
 
     def _stream_into_storage(self, response: requests.Response, key: str,
-                             expected: int | None, stream: str, license_id: str) -> StoredObject:
+                             expected: int | None, stream: str, license_id: str,
+                             progress: Callable[[], None]) -> StoredObject:
         """Reads the body into reused buffers while a second thread hashes and writes the
         previous ones (socket reads, sha256 and os.write all release the GIL, so the two
         overlap); a body of one or two buffers is handled inline."""
@@ -217,7 +291,9 @@ class Fetcher:
                     count = read(buffer)
                     if not count:
                         break
+                    progress()
                     sink.submit(buffer, count)
+                progress()
                 digest, received = sink.finish()
             if expected is not None and received != expected:
                 raise _BrokenTransfer(f"got {received} of {expected} bytes")
@@ -333,6 +409,16 @@ def _reader(response: requests.Response):
         return len(chunk)
 
     return read
+
+
+def _socket_of(response: requests.Response) -> socket.socket | None:
+    """The socket a streamed body is read from: the pooled connection's, or (for a body that
+    ends when the connection closes, which http.client detaches) the one behind the body."""
+    sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+    if sock is None:
+        reader = getattr(getattr(getattr(response.raw, "_fp", None), "fp", None), "raw", None)
+        sock = getattr(reader, "_sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _is_network_error(exc: OSError) -> bool:

@@ -7,10 +7,11 @@ import gzip
 import hashlib
 import http.server
 import threading
+import time
 
 import pytest
 
-from syncd.fetch import Fetcher, TransferConfig, _BrokenTransfer
+from syncd.fetch import Fetcher, Interrupted, TransferConfig, _BrokenTransfer
 from syncd.storage.filesystem import FilesystemStorage
 
 BODY = bytes(range(256)) * 20_000   # 5,120,000 bytes: several buffers, so the sink thread runs
@@ -101,3 +102,59 @@ def test_encoded_body_is_stored_decoded(fetcher, server):
 def test_redirect_within_loopback_is_followed(fetcher, server):
     stored = transfer(fetcher, server + "/hop.jpg")
     assert stored.size_bytes == len(BODY)
+
+
+class Trickle(Handler):
+    def do_GET(self):
+        self._head(200, {"Content-Length": str(len(BODY))} if self.path == "/slow.jpg" else {})
+        try:
+            for _ in range(200):
+                self.wfile.write(b"x" * 10)
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+        self.close_connection = True
+
+
+@pytest.fixture
+def trickle():
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("path", ["/slow.jpg", "/slow-no-length.jpg"])
+def test_a_trickling_host_is_cut_off_after_the_stall_time(tmp_path, trickle, path):
+    storage = FilesystemStorage(tmp_path / "dam")
+    storage.check_writable()
+    f = Fetcher(None, storage, key_template="{media_type}/{media_id}/{size}{ext}",
+                allow_http=False, transfer=TransferConfig(timeout_s=1.0), pool_size=2)
+    started = time.monotonic()
+    try:
+        with pytest.raises(_BrokenTransfer):
+            transfer(f, trickle + path)
+    finally:
+        f.close()
+    assert time.monotonic() - started < 5
+    assert not (storage.root / "images").exists()
+
+
+def test_stopping_the_run_cuts_a_blocked_read_at_once(tmp_path, trickle):
+    storage = FilesystemStorage(tmp_path / "dam")
+    storage.check_writable()
+    stop = threading.Event()
+    f = Fetcher(None, storage, key_template="{media_type}/{media_id}/{size}{ext}",
+                allow_http=False, transfer=TransferConfig(timeout_s=60), pool_size=2, stop=stop)
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(Interrupted):
+            transfer(f, trickle + "/slow.jpg")
+    finally:
+        f.close()
+    assert time.monotonic() - started < 3
