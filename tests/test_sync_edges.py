@@ -186,3 +186,21 @@ def test_a_killed_run_is_marked_killed_by_the_next(tmp_path):
         with sqlite3.connect(syncd.db_path) as db:
             outcomes = [row[0] for row in db.execute("select outcome from runs order by id")]
         assert outcomes == ["killed", "ok"]
+
+
+def test_a_dead_api_is_given_up_quickly_and_everything_stays_queued(syncd):
+    import socket
+
+    with socket.socket() as probe:       # a loopback port where nothing listens
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    started = time.monotonic()
+    done = syncd.sync(env={"SYNCD_API__BASE_URL": dead})
+    assert done.returncode == 1
+    assert time.monotonic() - started < 30
+    assert done.summary["api_requests"] == 2 * 3          # two streams tried, each 1 + 2 retries
+    lines = [l for l in done.stderr.splitlines() if l.startswith("syncd: stream")]
+    assert len(lines) == 5
+    assert sum("not answering" in l for l in lines) == 3  # the other three not even sent
+    again = syncd.sync()                                  # the API is back
+    assert again.returncode == 0 and again.summary["downloaded"] == 9

@@ -3,6 +3,7 @@ counter, and answers parsed into records."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any, Callable
@@ -19,13 +20,16 @@ from syncd.errors import AuthError
 
 log = structlog.get_logger("syncd.api")
 
+GIVE_UP_AFTER = 2   # requests in a row that used up their retries
+
 
 class ApiError(Exception):
     """A request that did not give a usable answer, after the retries the policy allows."""
 
-    def __init__(self, message: str, status: int | None = None):
+    def __init__(self, message: str, status: int | None = None, exhausted: bool = False):
         super().__init__(message)
         self.status = status
+        self.exhausted = exhausted   # a retriable failure that used up its retries
 
 
 class Forbidden(ApiError):
@@ -48,6 +52,8 @@ class ApiClient:
         self._sleep = sleep
         self._lock = threading.Lock()
         self.requests_sent = 0
+        self._exhausted_in_a_row = 0
+        self._given_up: str | None = None
 
     def close(self) -> None:
         self._session.close()
@@ -77,15 +83,36 @@ class ApiClient:
 
     def request(self, method: str, path: str, *, params: dict | None = None,
                 json_body: Any = None) -> Any:
-        """Sends one API request with the retry policy; returns the decoded JSON body."""
+        """Sends one API request with the retry policy; returns the decoded JSON body. Once
+        GIVE_UP_AFTER requests in a row have used up their retries on network errors, 5xx or
+        429, the API is taken to be down for this run: later requests fail at once, and what
+        they were for stays queued for the next run."""
         what = f"{method} {path}"
+        if self._given_up:
+            raise ApiError(f"{what}: not sent, the API is not answering ({self._given_up})")
+        try:
+            document = self._request_with_retries(what, method, path, params, json_body)
+        except ApiError as exc:
+            if exc.exhausted:
+                with self._lock:
+                    self._exhausted_in_a_row += 1
+                    if self._exhausted_in_a_row >= GIVE_UP_AFTER and not self._given_up:
+                        self._given_up = str(exc)
+                        log.error("api.given_up", error=str(exc))
+            raise
+        with self._lock:
+            self._exhausted_in_a_row = 0
+        return document
+
+    def _request_with_retries(self, what: str, method: str, path: str, params: dict | None,
+                              json_body: Any) -> Any:
         attempt = 0
         while True:
             retry_after = None
             try:
                 response = self._send(method, path, params, json_body)
             except requests.RequestException as exc:
-                failure = ApiError(f"{what}: {type(exc).__name__} ({_short(exc)})")
+                failure = ApiError(f"{what}: {_network_reason(exc)}")
             else:
                 status = response.status_code
                 if 200 <= status < 300:
@@ -99,7 +126,8 @@ class ApiClient:
                         raise failure
                     retry_after = response.headers.get("Retry-After")
             if attempt >= self.policy.max_retries:
-                raise ApiError(f"{failure} (after {attempt + 1} attempts)", failure.status)
+                raise ApiError(f"{failure} (after {attempt + 1} attempts)", failure.status,
+                               exhausted=True)
             delay = self.policy.wait_for(attempt, retry_after)
             log.warning("request.retry", request=what, error=str(failure),
                         attempt=attempt + 1, wait_s=round(delay, 2))
@@ -126,6 +154,11 @@ class ApiClient:
         return ApiError(message, status)
 
 
-def _short(exc: Exception) -> str:
-    text = str(exc)
-    return text if len(text) < 200 else text[:200] + "..."
+def _network_reason(exc: requests.RequestException) -> str:
+    """'connection refused' rather than urllib3's paragraph about pools and retries."""
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    errno_text = re.search(r"\[Errno -?\d+\] ([^'\")]+)", str(exc))
+    if errno_text:
+        return errno_text.group(1).strip().lower()
+    return type(exc).__name__
