@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 import re
 import tomllib
@@ -95,8 +96,8 @@ def _number(minimum: float | None = None, maximum: float | None = None) -> Parse
                 raw = float(raw.strip())
             except ValueError:
                 raise ValueError(f"must be a number, not {raw!r}") from None
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-            raise ValueError(f"must be a number, not {raw!r}")
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+            raise ValueError(f"must be a finite number, not {raw!r}")
         _check_range(raw, minimum, maximum)
         return float(raw)
 
@@ -461,6 +462,6 @@ def require_token(config: Config) -> str:
         raise ConfigError(
             "api.token", "not set: set SHUTTERSTOCK_API_TOKEN or api.token in the config file"
         )
-    if any(ch.isspace() for ch in token) or not token.isprintable():
-        raise ConfigError("api.token", "contains white space or unprintable characters")
+    if not token.isascii() or not token.isprintable() or any(ch.isspace() for ch in token):
+        raise ConfigError("api.token", "must be printable ASCII without white space")
     return token

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from syncd.config import MEDIA_TYPES, Config
 from syncd.db import connect
-from syncd.db.engine import sqlite_path
+from syncd.db.engine import check_url, sqlite_path
 from syncd.db.models import Asset, License, StreamState
 
 COUNTED = ("stored", "pending", "unavailable", "failed", "deleted")
@@ -17,6 +17,7 @@ COUNTED = ("stored", "pending", "unavailable", "failed", "deleted")
 
 def collect(config: Config) -> dict:
     report = {"streams": [], "media": {m: dict.fromkeys(COUNTED, 0) for m in MEDIA_TYPES}}
+    check_url(config.database.url)
     path = sqlite_path(config.database.url)
     if path is not None and not path.exists():
         return report

@@ -116,3 +116,28 @@ def test_example_config_documents_the_defaults():
     defaults = load(environ={}, search=False)
     for section in ("api", "database", "storage", "sync", "updates", "relicense", "jobs", "serve"):
         assert repr(getattr(documented, section)) == repr(getattr(defaults, section)), section
+
+
+@pytest.mark.parametrize("variable, value", [("SYNCD_API__TIMEOUT_S", "nan"),
+                                             ("SYNCD_SERVE__GRACE_S", "inf"),
+                                             ("SYNCD_RELICENSE__PRICE", "-inf")])
+def test_numbers_must_be_finite(variable, value):
+    with pytest.raises(ConfigError):
+        load(environ={variable: value}, search=False)
+
+
+@pytest.mark.parametrize("token", ["abc€def", "two words", "tab\there"])
+def test_tokens_must_be_printable_ascii(token):
+    from syncd.config import require_token
+
+    with pytest.raises(ConfigError):
+        require_token(load(environ={"SHUTTERSTOCK_API_TOKEN": token}, search=False))
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://x@127.0.0.1/db", "mysql://x@h/db",
+                                 "not a url"])
+def test_unusable_database_urls_are_config_errors(url):
+    from syncd.db.engine import check_url
+
+    with pytest.raises(ConfigError):
+        check_url(url)

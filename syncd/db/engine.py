@@ -10,7 +10,13 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from syncd.errors import ConfigError
+from syncd.errors import ConfigError, SyncdError
+
+
+class DatabaseError(SyncdError):
+    """The database cannot be opened or used."""
+
+    exit_code = 1
 
 
 def migrations_dir() -> Path:
@@ -30,10 +36,10 @@ def check_url(url: str) -> None:
             "database.url", f"backend {parsed.get_backend_name()!r} is not supported "
             "(sqlite or postgresql)"
         )
-    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() not in (
-        "psycopg", "psycopg2"
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername not in (
+        "postgresql", "postgresql+psycopg"
     ):
-        raise ConfigError("database.url", "use the psycopg driver: postgresql+psycopg://...")
+        raise ConfigError("database.url", "use the psycopg 3 driver: postgresql+psycopg://...")
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -49,7 +55,11 @@ def connect(url: str) -> Engine:
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     path = sqlite_path(url)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DatabaseError(f"cannot create the folder of {str(path)!r}: "
+                                f"{exc.strerror or exc}") from None
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
