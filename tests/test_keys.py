@@ -58,3 +58,30 @@ def test_any_value_that_passes_stays_inside_the_root(media_id, size):
 def test_sidecar_name_cannot_be_a_file_key():
     with pytest.raises(UnsafeValue):
         check_key("images/1/metadata.json")
+
+
+@pytest.mark.parametrize("template", ["{media_type}/{media_id}-{size}{ext}",
+                                      "{media_type}/{media_id}{size}{ext}",
+                                      "{media_type}/{media_id}/{license_id}_{size}{ext}"])
+def test_templates_whose_placeholders_could_run_together_are_refused(template):
+    from syncd.storage.keys import check_template
+
+    with pytest.raises(ValueError):
+        check_template(template)
+
+
+@pytest.mark.parametrize("template", ["{media_type}/{media_id}/{size}{ext}",
+                                      "{media_type}/{media_id}/{size}.{format}",
+                                      "dam/{media_type}/{media_id}/{license_id}/{size}{ext}"])
+def test_sound_templates_are_accepted(template):
+    from syncd.storage.keys import check_template
+
+    check_template(template)
+
+
+def test_an_unsafe_format_fails_only_when_the_template_uses_it():
+    args = dict(media_type="images", media_id="1", license_id="l", size="huge",
+                format="j/pg", ext=".jpg")
+    assert render(TEMPLATE, **args) == "images/1/huge.jpg"
+    with pytest.raises(UnsafeValue):
+        render("{media_type}/{media_id}/{size}.{format}", **args)

@@ -36,6 +36,22 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _make_dirs(path: Path) -> list[Path]:
+    """mkdir -p, returning the folders this call created (outermost first)."""
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        path = path.parent
+    created = []
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+            created.append(folder)
+        except FileExistsError:
+            pass
+    return created
+
+
 class FilesystemWriter(ObjectWriter):
     def __init__(self, storage: "FilesystemStorage", key: str):
         super().__init__(key)
@@ -64,9 +80,11 @@ class FilesystemWriter(ObjectWriter):
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
-            final.parent.mkdir(parents=True, exist_ok=True)
+            created = _make_dirs(final.parent)
             os.replace(self._partial, final)
             _fsync_dir(final.parent)
+            for folder in created:       # a new folder's entry lives in its parent
+                _fsync_dir(folder.parent)
         except OSError as exc:
             self.abort()
             raise _storage_error("store", final, exc) from None

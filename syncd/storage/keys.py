@@ -59,6 +59,7 @@ def check_template(template: str) -> None:
         if spec or conversion:
             raise ValueError(f"placeholder {{{name}}} takes no format spec or conversion")
         names.append(name)
+    _check_separated(parsed)
     missing = [name for name in REQUIRED if name not in names]
     if missing:
         raise ValueError(
@@ -70,8 +71,26 @@ def check_template(template: str) -> None:
     check_key(sample)
 
 
+def _check_separated(parsed: list) -> None:
+    """Two placeholders must be parted by a '/' or a '.', which no value contains (except
+    before {ext}, which starts with its dot): ``{media_id}-{size}`` would let asset ``1-a``
+    size ``b`` and asset ``1`` size ``a-b`` share one key."""
+    previous = None
+    for literal, name, _spec, _conversion in parsed:
+        if previous is not None and name is not None and name != "ext" \
+                and "/" not in literal and "." not in literal:
+            raise ValueError(f"{{{previous}}} and {{{name}}} must be parted by '/' or '.' "
+                             "so that two assets can never share a key")
+        if name is not None:
+            previous = name
+        elif "/" in literal or "." in literal:
+            previous = None
+
+
 def render(template: str, *, media_type: str, media_id: str, license_id: str, size: str,
            format: str | None, ext: str) -> str:
+    if format and "{format}" in template:
+        check_value("format", format)
     return template.format(
         media_type=media_type, media_id=media_id, license_id=license_id, size=size,
         format=format or ext.lstrip("."), ext=ext,
