@@ -18,7 +18,7 @@ import structlog
 from urllib3.exceptions import HTTPError as Urllib3Error
 
 from syncd.api.client import ApiClient, ApiError, Forbidden, NotFound
-from syncd.api.http import make_session
+from syncd.api.http import make_session, proxies_for
 from syncd.api.retry import RetryPolicy
 from syncd.config import check_url_allowed
 from syncd.storage.base import ObjectWriter, Storage
@@ -254,7 +254,7 @@ class Fetcher:
         for _hop in range(MAX_REDIRECTS + 1):
             try:
                 response = self._session.get(url, stream=True, timeout=timeout,
-                                             allow_redirects=False,
+                                             allow_redirects=False, proxies=proxies_for(url),
                                              headers={"Accept-Encoding": "identity"})
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise _BrokenTransfer(type(exc).__name__) from None

@@ -12,7 +12,7 @@ from urllib.parse import quote
 import requests
 import structlog
 
-from syncd.api.http import make_session
+from syncd.api.http import make_session, proxies_for
 from syncd.api.records import (LicensePage, MalformedResponse, decode_json, error_message,
                                parse_download_url, parse_license_page)
 from syncd.api.retry import RETRIABLE_STATUS, RetryPolicy
@@ -48,6 +48,7 @@ class ApiClient:
         self.policy = policy or RetryPolicy()
         self.timeout = (min(10.0, timeout_s), timeout_s)
         self._session = make_session(pool_size)
+        self._proxies = proxies_for(self.base_url)
         self._auth = f"Bearer {token}"
         self._sleep = sleep
         self._lock = threading.Lock()
@@ -140,7 +141,7 @@ class ApiClient:
         headers = {"Authorization": self._auth, "Accept": "application/json"}
         return self._session.request(method, self.base_url + path, params=params, json=json_body,
                                      headers=headers, timeout=self.timeout,
-                                     allow_redirects=False)
+                                     proxies=self._proxies, allow_redirects=False)
 
     @staticmethod
     def _error_for(what: str, status: int, body: bytes) -> Exception:
