@@ -236,8 +236,10 @@ class Fetcher:
             expected = _content_length(response)
             sock = self._watchdog.watch(response)
             try:
-                return self._stream_into_storage(response, key, expected, stream, license_id,
-                                                 lambda: self._watchdog.progress(sock))
+                stored = self._stream_into_storage(response, key, expected, stream, license_id,
+                                                   lambda: self._watchdog.progress(sock))
+                response.raw.release_conn()   # read to its end: the connection can serve again
+                return stored
             except (requests.RequestException, Urllib3Error, HTTPException, OSError) as exc:
                 if isinstance(exc, OSError) and not _is_network_error(exc):
                     raise

@@ -325,6 +325,7 @@ class SyncRun:
         written, error = book.written(wait)
         for media_type, media_id, digest in written:
             self._outcomes.sidecar_written(media_type, media_id, digest)
+        book.storage.sync()
         self._outcomes.write(session)
         session.commit()
         if error is not None:

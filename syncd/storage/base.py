@@ -41,7 +41,13 @@ class Storage(ABC):
         """Raises StorageError unless an object can be written now."""
 
     @abstractmethod
-    def writer(self, key: str) -> ObjectWriter: ...
+    def writer(self, key: str) -> ObjectWriter:
+        """A writer whose ``commit`` makes the object appear under ``key`` atomically."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Makes every object committed so far durable (a crash of the machine keeps it).
+        Called before the ledger records objects as stored."""
 
     @abstractmethod
     def put_bytes(self, key: str, data: bytes) -> None:

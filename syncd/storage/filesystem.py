@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import shutil
+import threading
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -82,12 +83,12 @@ class FilesystemWriter(ObjectWriter):
             self._fd = None
             created = _make_dirs(final.parent)
             os.replace(self._partial, final)
-            _fsync_dir(final.parent)
-            for folder in created:       # a new folder's entry lives in its parent
-                _fsync_dir(folder.parent)
         except OSError as exc:
             self.abort()
             raise _storage_error("store", final, exc) from None
+        # the rename, and each new folder's entry, live in the parent folders: made durable
+        # by the next sync(), in one batch (a filesystem journal commits them together)
+        self._storage.unsynced({final.parent, *(folder.parent for folder in created)})
 
     def abort(self) -> None:
         if self._fd is not None:
@@ -101,6 +102,21 @@ class FilesystemStorage(Storage):
         self.root = Path(root).absolute()
         self.partial_dir = self.root / PARTIAL_DIR
         self.description = f"folder {str(self.root)!r}"
+        self._lock = threading.Lock()
+        self._unsynced: set[Path] = set()
+
+    def unsynced(self, folders: set[Path]) -> None:
+        with self._lock:
+            self._unsynced |= folders
+
+    def sync(self) -> None:
+        with self._lock:
+            folders, self._unsynced = self._unsynced, set()
+        try:
+            for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+                _fsync_dir(folder)
+        except OSError as exc:
+            raise _storage_error("sync", folder, exc) from None
 
     def path_of(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
