@@ -67,3 +67,11 @@ def test_unreachable_database_is_one_clear_line(syncd):
 def test_unsupported_database_url_is_a_config_error(syncd):
     done = syncd.sync(env={"SYNCD_DATABASE__URL": "mysql://x@127.0.0.1/db"})
     assert done.returncode == 2 and "database.url" in done.stderr
+
+
+def test_head_revision_constant_is_alembics_head():
+    from alembic.script import ScriptDirectory
+
+    from syncd.db.engine import HEAD_REVISION, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
