@@ -334,30 +334,42 @@ class _InlineSink:
 
 
 class _ThreadSink(_InlineSink):
-    """Hashes and writes in a thread of its own, so the next read overlaps them. Buffers go
-    round a small ring; an error in the writing thread comes back to the reader."""
+    """Hashes in one thread and writes in another while the reader fills the next buffer:
+    socket reads, sha256 and os.write all release the GIL, so the three overlap. Buffers go
+    round a small ring and come back once both stages are done with them; an error in either
+    stage comes back to the reader."""
 
-    BUFFERS = 3
+    BUFFERS = 4
 
     def __init__(self, writer: ObjectWriter, chunk_size: int):
         super().__init__(writer, chunk_size)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(self.BUFFERS):
             self._free.put(memoryview(bytearray(chunk_size)))
-        self._full: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._users: dict[int, int] = {}
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="sink", daemon=True)
-        self._thread.start()
+        self._stages = []
+        for name, work in (("hash", self._digest.update), ("write", self._writer.write)):
+            inbox: queue.SimpleQueue = queue.SimpleQueue()
+            thread = threading.Thread(target=self._drain, args=(inbox, work), name=name,
+                                      daemon=True)
+            thread.start()
+            self._stages.append((inbox, thread))
 
-    def _drain(self) -> None:
-        while (item := self._full.get()) is not None:
+    def _drain(self, inbox: queue.SimpleQueue, work: Callable) -> None:
+        while (item := inbox.get()) is not None:
             buffer, count = item
             try:
                 if self._error is None:
-                    _InlineSink.submit(self, buffer, count)
+                    work(buffer[:count])
             except BaseException as exc:   # handed to the reading thread
                 self._error = exc
-            self._free.put(buffer)
+            with self._lock:
+                self._users[id(buffer)] -= 1
+                done = self._users[id(buffer)] == 0
+            if done:
+                self._free.put(buffer)
 
     def free_buffer(self) -> memoryview:
         buffer = self._free.get()
@@ -365,7 +377,11 @@ class _ThreadSink(_InlineSink):
         return buffer
 
     def submit(self, buffer: memoryview, count: int) -> None:
-        self._full.put((buffer, count))
+        with self._lock:
+            self._users[id(buffer)] = len(self._stages)
+        for inbox, _thread in self._stages:
+            inbox.put((buffer, count))
+        self._received += count
 
     def finish(self) -> tuple[str, int]:
         self._stop()
@@ -376,9 +392,10 @@ class _ThreadSink(_InlineSink):
         self._stop()
 
     def _stop(self) -> None:
-        if self._thread.is_alive():
-            self._full.put(None)
-            self._thread.join()
+        for inbox, thread in self._stages:
+            if thread.is_alive():
+                inbox.put(None)
+                thread.join()
 
     def _raise_error(self) -> None:
         if self._error is not None:
