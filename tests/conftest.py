@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +68,16 @@ class Syncd:
                                 env={**self.env, **(env or {})}, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
 
+    def start_until_stored(self, count: int, *args: str) -> subprocess.Popen:
+        """Starts ``syncd ARGS`` and returns once ``count`` files are under final keys."""
+        process = self.start(*args)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(self.stored_files()) < count:
+            if process.poll() is not None:
+                break
+            time.sleep(0.005)
+        return process
+
     def stored_files(self) -> dict[str, Path]:
         """Every object under a final key (sidecars excluded), by key."""
         return {p.relative_to(self.root).as_posix(): p for p in self.root.rglob("*")
@@ -75,6 +86,12 @@ class Syncd:
 
     def sidecar(self, media_type: str, media_id: str) -> dict:
         return json.loads((self.root / media_type / media_id / "metadata.json").read_text())
+
+
+def file_catalog(seed: int, stream: str, count: int, size: int) -> Catalog:
+    """``count`` downloadable licenses of distinct assets, each file ``size`` bytes."""
+    return Catalog.generate(seed=seed, counts={stream: count}, sizes=[size], twin_ratio=0,
+                            not_downloadable_ratio=0)
 
 
 def slow_simulator(catalog: Catalog, latency_ms: int = 150) -> Simulator:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
-from syncd.simulator import Catalog
-from tests.conftest import REPO, Syncd, slow_simulator
+from tests.conftest import REPO, Syncd, file_catalog, slow_simulator
 
 
 def test_usage_error_exits_2_with_the_usage_line(syncd):
@@ -45,14 +43,10 @@ def test_demo_syncs_the_simulator_into_syncd_demo(tmp_path):
 
 
 def test_sigint_during_sync_exits_130_and_keeps_what_finished(tmp_path):
-    catalog = Catalog.generate(seed=5, counts={"videos": 60}, sizes=[2 << 20], twin_ratio=0,
-                               not_downloadable_ratio=0)
+    catalog = file_catalog(5, "videos", 60, 2 << 20)
     with slow_simulator(catalog) as sim:
         syncd = Syncd(tmp_path, sim)
-        process = syncd.start("sync", "--json", "--no-progress", "--media", "videos")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(syncd.stored_files()) < 2:
-            time.sleep(0.005)
+        process = syncd.start_until_stored(2, "sync", "--json", "--no-progress", "--media", "videos")
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr

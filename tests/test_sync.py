@@ -8,7 +8,7 @@ import sqlite3
 import time
 
 from syncd.simulator import Catalog, Simulator
-from tests.conftest import TOKEN, Syncd, sigkill, slow_simulator
+from tests.conftest import TOKEN, Syncd, file_catalog, sigkill, slow_simulator
 
 STREAMS = ("images", "videos", "audio", "editorial/images", "editorial/videos")
 SIDECAR_KEYS = {"media_type", "media_id", "status", "licenses", "files", "details"}
@@ -121,8 +121,7 @@ def test_k_new_licenses_cost_ceil_k_plus_one_over_200_list_requests(syncd):
 
 
 def test_licenses_inserted_at_the_head_while_paging_are_neither_skipped_nor_stored_twice(tmp_path):
-    catalog = Catalog.generate(seed=7, counts={"images": 450}, sizes=[1024], twin_ratio=0,
-                               not_downloadable_ratio=0)
+    catalog = file_catalog(7, "images", 450, 1024)
     with Simulator(catalog, token=TOKEN) as sim:
         syncd = Syncd(tmp_path, sim)
         arrived = []
@@ -152,8 +151,7 @@ def test_licenses_inserted_at_the_head_while_paging_are_neither_skipped_nor_stor
 
 
 def test_sigkill_mid_run_then_rerun_leaves_everything_correct_and_nothing_partial(tmp_path):
-    catalog = Catalog.generate(seed=3, counts={"videos": 40}, sizes=[3 << 20], twin_ratio=0,
-                               not_downloadable_ratio=0)
+    catalog = file_catalog(3, "videos", 40, 3 << 20)
     with slow_simulator(catalog) as sim:
         syncd = Syncd(tmp_path, sim)
         process = syncd.start("sync", "--no-progress", "--media", "videos")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from syncd.simulator import Catalog, Simulator
-from tests.conftest import TOKEN, Syncd, slow_simulator
+from tests.conftest import TOKEN, Syncd, file_catalog, slow_simulator
 from tests.test_sync import assert_every_file_correct_so_far
 
 
@@ -59,14 +59,10 @@ def test_download_redirect_to_plain_http_elsewhere_is_refused(syncd):
 
 
 def test_sigterm_during_sync_stops_cleanly_with_143(tmp_path):
-    catalog = Catalog.generate(seed=5, counts={"videos": 60}, sizes=[2 << 20], twin_ratio=0,
-                               not_downloadable_ratio=0)
+    catalog = file_catalog(5, "videos", 60, 2 << 20)
     with slow_simulator(catalog) as sim:
         syncd = Syncd(tmp_path, sim)
-        process = syncd.start("sync", "--no-progress", "--media", "videos")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and len(syncd.stored_files()) < 2:
-            time.sleep(0.005)
+        process = syncd.start_until_stored(2, "sync", "--no-progress", "--media", "videos")
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=60)
         assert process.returncode == 143, stderr
@@ -87,8 +83,7 @@ def tiny_disk(tmp_path):
 
 
 def test_full_disk_stops_the_run_with_exit_4_and_leaves_only_whole_files(tmp_path, tiny_disk):
-    catalog = Catalog.generate(seed=2, counts={"videos": 6}, sizes=[700_000], twin_ratio=0,
-                               not_downloadable_ratio=0)
+    catalog = file_catalog(2, "videos", 6, 700_000)
     with Simulator(catalog, token=TOKEN) as sim:
         syncd = Syncd(tmp_path, sim)
         syncd.root = tiny_disk / "dam"
@@ -102,8 +97,7 @@ def test_full_disk_stops_the_run_with_exit_4_and_leaves_only_whole_files(tmp_pat
 
 
 def test_a_page_cut_short_of_total_count_fails_the_stream_and_keeps_the_watermark(tmp_path):
-    catalog = Catalog.generate(seed=13, counts={"images": 450}, sizes=[512], twin_ratio=0,
-                               not_downloadable_ratio=0)
+    catalog = file_catalog(13, "images", 450, 512)
     with Simulator(catalog, token=TOKEN) as sim:
         syncd = Syncd(tmp_path, sim)
         # page 2 comes back empty, though the API itself says 450 licenses exist
@@ -152,14 +146,10 @@ def test_api_error_text_echoing_the_token_is_never_stored_or_printed(syncd):
 
 
 def test_a_second_run_on_the_same_storage_is_refused_and_harms_nothing(tmp_path):
-    catalog = Catalog.generate(seed=8, counts={"videos": 30}, sizes=[3 << 20], twin_ratio=0,
-                               not_downloadable_ratio=0)
+    catalog = file_catalog(8, "videos", 30, 3 << 20)
     with slow_simulator(catalog) as sim:
         syncd = Syncd(tmp_path, sim)
-        first = syncd.start("sync", "--json", "--no-progress", "--media", "videos")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not syncd.stored_files():
-            time.sleep(0.005)
+        first = syncd.start_until_stored(1, "sync", "--json", "--no-progress", "--media", "videos")
         second = syncd.sync("--media", "videos")
         assert second.returncode == 1
         assert "another syncd run" in second.stderr
@@ -172,14 +162,10 @@ def test_a_second_run_on_the_same_storage_is_refused_and_harms_nothing(tmp_path)
 def test_a_killed_run_is_marked_killed_by_the_next(tmp_path):
     import sqlite3
 
-    catalog = Catalog.generate(seed=9, counts={"videos": 30}, sizes=[3 << 20], twin_ratio=0,
-                               not_downloadable_ratio=0)
+    catalog = file_catalog(9, "videos", 30, 3 << 20)
     with slow_simulator(catalog) as sim:
         syncd = Syncd(tmp_path, sim)
-        process = syncd.start("sync", "--no-progress", "--media", "videos")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and not syncd.stored_files():
-            time.sleep(0.005)
+        process = syncd.start_until_stored(1, "sync", "--no-progress", "--media", "videos")
         process.kill()
         process.communicate(timeout=30)
         assert syncd.sync("--media", "videos").returncode == 0
