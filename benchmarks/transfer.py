@@ -111,6 +111,7 @@ class Timed:
     returncode: int
     maxrss_kib: int
     timed_out: bool = False
+    cpu_s: float = 0.0      # the child's own user + system CPU seconds
 
 
 def run_timed(cmd: list[str], *, timeout: float, log_prefix: Path, env: dict[str, str],
@@ -140,7 +141,8 @@ def run_timed(cmd: list[str], *, timeout: float, log_prefix: Path, env: dict[str
         _forget(proc)
         os.sync()
         seconds = time.perf_counter() - started
-    return Timed(seconds, proc.returncode, usage.ru_maxrss, timed_out.is_set())
+    return Timed(seconds, proc.returncode, usage.ru_maxrss, timed_out.is_set(),
+                 usage.ru_utime + usage.ru_stime)
 
 
 def tail(path: Path | str, lines: int = 15) -> str:
@@ -369,6 +371,7 @@ class Outcome:
     mb_per_s: float
     peak_rss_mb: float
     extra: dict = field(default_factory=dict)
+    cpu_s: float = 0.0
 
 
 def verify_tree(root: Path, files: list[FileEntry]) -> None:
@@ -444,7 +447,7 @@ def run_tool(tool: str, ctx: Context, round_no: int) -> Outcome:
         raise BenchError(f"unknown tool {tool}")
     shutil.rmtree(dest)   # not timed
     return Outcome(tool, round_no, timed.seconds, ctx.total_bytes / MB / timed.seconds,
-                   timed.maxrss_kib * 1024 / MB, extra)
+                   timed.maxrss_kib * 1024 / MB, extra, timed.cpu_s)
 
 
 def check_exit(tool: str, timed: Timed, prefix: Path) -> None:
@@ -529,6 +532,7 @@ def summarise(outcomes: list[Outcome], tools: list[str], ceilings: list[float]) 
             "rounds_mb_s": [round(o.mb_per_s, 1) for o in mine],
             "rounds_s": [round(o.seconds, 3) for o in mine],
             "peak_rss_mb": round(max(o.peak_rss_mb for o in mine), 1),
+            "median_cpu_s": round(statistics.median(o.cpu_s for o in mine), 2),
         }
         if tool == "syncd":
             per_tool[tool]["api_requests"] = [o.extra.get("api_requests") for o in mine]
@@ -557,14 +561,15 @@ def render(report: dict) -> str:
         f"concurrency {report['concurrency']}; {report['rounds']} round(s); MB = 10^6 bytes",
         "",
         f"{'tool':<14}{'median MB/s':>12}  {'rounds MB/s':<24}{'syncd ratio':>12}"
-        f"{'peak RSS MB':>13}",
+        f"{'peak RSS MB':>13}{'CPU s':>8}",
     ]
     for tool, row in res["tools"].items():
         ratio = "-" if tool == "syncd" else f"{res['syncd_ratio'].get(tool, float('nan')):.2f}" \
             if "syncd_ratio" in res else "-"
         rounds = " / ".join(f"{v:.0f}" for v in row["rounds_mb_s"])
         lines.append(f"{TOOL_LABELS[tool]:<14}{row['median_mb_s']:>12.0f}  {rounds:<24}"
-                     f"{ratio:>12}{row['peak_rss_mb']:>13.0f}")
+                     f"{ratio:>12}{row['peak_rss_mb']:>13.0f}"
+                     f"{row.get('median_cpu_s', float('nan')):>8.1f}")
     lines.append("")
     if "syncd_ratio_to_best" in res:
         best = res["syncd_ratio_to_best"]
