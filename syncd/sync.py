@@ -4,11 +4,11 @@ order and keeps the ledger."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
-from contextlib import nullcontext
-import sys
 from collections import Counter, defaultdict
+from contextlib import nullcontext
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -26,10 +26,10 @@ from syncd.db.engine import check_url, sqlite_path
 from syncd.errors import AuthError, StorageError
 from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
+from syncd.sidecar import SidecarBook
 from syncd.storage import Storage, open_storage
 from syncd.streams import (LICENSE_STREAMS, PER_PAGE, HistoryCutShort, LicenseStream, newest,
                            pages_until)
-from syncd.sidecar import SidecarBook
 from syncd.summary import Progress, RunResult
 
 log = structlog.get_logger("syncd.sync")
