@@ -165,6 +165,8 @@ class Fetcher:
         object (or None) and the failure of each license tried before it."""
         failures: dict[str, FetchFailed] = {}
         for license_id in need.license_ids:
+            if self.stop.is_set():       # the run is ending: send nothing more
+                raise Interrupted()
             try:
                 return self._fetch_license(need, license_id), failures
             except FetchFailed as exc:

@@ -190,3 +190,23 @@ def test_a_dead_api_is_given_up_quickly_and_everything_stays_queued(syncd):
     assert sum("not answering" in l for l in lines) == 3  # the other three not even sent
     again = syncd.sync()                                  # the API is back
     assert again.returncode == 0 and again.summary["downloaded"] == 9
+
+
+def test_a_401_on_a_redownload_stops_the_run_at_once_with_exit_3(syncd):
+    syncd.sim.add_fault("POST", r"/downloads$", status=401, body={"message": "token revoked"},
+                        times=100)
+    done = syncd.sync("--media", "images")
+    assert done.returncode == 3
+    assert "401" in done.stderr
+    assert len(syncd.sim.api_requests("POST")) <= 4       # what was in flight, nothing after
+    assert syncd.sim.download_requests() == []
+
+
+def test_a_plain_http_download_url_off_loopback_is_refused(tmp_path):
+    with Simulator(Catalog.example(), token=TOKEN,
+                   download_base="http://198.51.100.7:9", files_dir=tmp_path / "files") as sim:
+        syncd = Syncd(tmp_path, sim)
+        done = syncd.sync("--media", "audio")
+        assert done.returncode == 1
+        assert done.summary["failed"] == 2 and done.summary["downloaded"] == 0
+        assert "https only" in done.stderr
