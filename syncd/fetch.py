@@ -4,6 +4,7 @@ hashing, in memory that does not grow with the file."""
 from __future__ import annotations
 
 import hashlib
+import mmap
 from http.client import HTTPException
 import queue
 import socket
@@ -284,7 +285,7 @@ class Fetcher:
         read = _reader(response)
         started = time.monotonic()
         chunk_size = self.transfer.chunk_size
-        with self.storage.writer(key) as writer:
+        with self.storage.writer(key, size_hint=expected) as writer:
             inline = expected is not None and expected <= 2 * chunk_size
             with (_InlineSink(writer, chunk_size) if inline
                   else _ThreadSink(writer, chunk_size)) as sink:
@@ -346,8 +347,8 @@ class _ThreadSink(_InlineSink):
     def __init__(self, writer: ObjectWriter, chunk_size: int):
         super().__init__(writer, chunk_size)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(self.BUFFERS):
-            self._free.put(memoryview(bytearray(chunk_size)))
+        for _ in range(self.BUFFERS):   # page-aligned (mmap), as O_DIRECT writes want
+            self._free.put(memoryview(mmap.mmap(-1, chunk_size)))
         self._lock = threading.Lock()
         self._users: dict[int, int] = {}
         self._error: BaseException | None = None

@@ -158,3 +158,35 @@ def test_stopping_the_run_cuts_a_blocked_read_at_once(tmp_path, trickle):
     finally:
         f.close()
     assert time.monotonic() - started < 3
+
+
+LARGE = (bytes(range(251)) * 45_000)[: (9 << 20) + 123]   # over the O_DIRECT size, odd tail
+
+
+class LargeHandler(Handler):
+    def do_GET(self):
+        self._head(200, {"Content-Length": str(len(LARGE))})
+        self.wfile.write(LARGE)
+
+
+def test_a_large_file_written_past_the_page_cache_is_whole(fetcher):
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), LargeHandler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        stored = transfer(fetcher, f"http://127.0.0.1:{httpd.server_address[1]}/big.mov")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert stored.sha256 == hashlib.sha256(LARGE).hexdigest()
+    assert (fetcher.storage.root / "images/1/huge.jpg").read_bytes() == LARGE
+
+
+def test_direct_writer_falls_back_for_writes_the_kernel_refuses(tmp_path):
+    storage = FilesystemStorage(tmp_path / "dam")
+    storage.check_writable()
+    data = bytes(range(256)) * 40_001                     # not a whole number of blocks
+    with storage.writer("videos/1/hd.mov", size_hint=64 << 20) as writer:
+        writer.write(data[:1000])                         # unaligned bytes object
+        writer.write(data[1000:])
+        writer.commit()
+    assert (storage.root / "videos/1/hd.mov").read_bytes() == data

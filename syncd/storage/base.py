@@ -41,8 +41,10 @@ class Storage(ABC):
         """Raises StorageError unless an object can be written now."""
 
     @abstractmethod
-    def writer(self, key: str) -> ObjectWriter:
-        """A writer whose ``commit`` makes the object appear under ``key`` atomically."""
+    def writer(self, key: str, size_hint: int | None = None) -> ObjectWriter:
+        """A writer whose ``commit`` makes the object appear under ``key`` atomically.
+        ``size_hint``: the expected size, when known (a backend may write large objects
+        differently)."""
 
     @abstractmethod
     def sync(self) -> None:

@@ -18,6 +18,11 @@ from syncd.errors import StorageBusy, StorageError
 from syncd.storage.base import ObjectWriter, Storage
 
 PARTIAL_DIR = ".syncd-partial"
+# Files at least this large are written with O_DIRECT (where the filesystem allows it): their
+# bytes go from syncd's buffers to the disk without being copied into, and later written back
+# from, the page cache, which on a busy machine costs more CPU than the copy itself. A write
+# the kernel refuses that way (a short last block, a buffer not aligned) turns it off.
+DIRECT_MIN_BYTES = 8 << 20
 LOCK_FILE = ".syncd.lock"
 READ_CHUNK = 1 << 20
 
@@ -54,14 +59,21 @@ def _make_dirs(path: Path) -> list[Path]:
 
 
 class FilesystemWriter(ObjectWriter):
-    def __init__(self, storage: "FilesystemStorage", key: str):
+    def __init__(self, storage: "FilesystemStorage", key: str, direct: bool = False):
         super().__init__(key)
         self._storage = storage
         self._partial = storage.partial_dir / f"{uuid.uuid4().hex}.part"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        self._direct = direct and hasattr(os, "O_DIRECT")
         try:
-            self._fd: int | None = os.open(
-                self._partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
-            )
+            try:
+                self._fd: int | None = os.open(
+                    self._partial, flags | (os.O_DIRECT if self._direct else 0), 0o644)
+            except OSError as exc:
+                if not self._direct or exc.errno != errno.EINVAL:
+                    raise
+                self._direct = False            # the filesystem has no O_DIRECT
+                self._fd = os.open(self._partial, flags, 0o644)
         except OSError as exc:
             raise _storage_error("create", self._partial, exc) from None
 
@@ -69,11 +81,22 @@ class FilesystemWriter(ObjectWriter):
         view = memoryview(data)
         try:
             while view:
-                written = os.write(self._fd, view)
+                try:
+                    written = os.write(self._fd, view)
+                except OSError as exc:
+                    if not self._direct or exc.errno != errno.EINVAL:
+                        raise
+                    self._buffered_from_now_on()
+                    continue
                 view = view[written:]
         except OSError as exc:
             self.abort()
             raise _storage_error("write", self._partial, exc) from None
+
+    def _buffered_from_now_on(self) -> None:
+        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
+        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+        self._direct = False
 
     def commit(self) -> None:
         final = self._storage.path_of(self.key)
@@ -130,8 +153,9 @@ class FilesystemStorage(Storage):
         except OSError as exc:
             raise _storage_error("write to", self.root, exc) from None
 
-    def writer(self, key: str) -> ObjectWriter:
-        return FilesystemWriter(self, key)
+    def writer(self, key: str, size_hint: int | None = None) -> ObjectWriter:
+        return FilesystemWriter(self, key,
+                                direct=size_hint is not None and size_hint >= DIRECT_MIN_BYTES)
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self.writer(key) as writer:
