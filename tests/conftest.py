@@ -107,6 +107,16 @@ def sim():
 
 
 @pytest.fixture
+def api(sim):
+    """A plain HTTP session that speaks to the simulator with its token."""
+    import requests
+
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Bearer {sim.token}"
+        yield session
+
+
+@pytest.fixture
 def syncd(tmp_path, sim) -> Syncd:
     return Syncd(tmp_path, sim)
 

@@ -83,11 +83,6 @@ def sim(request):
         yield simulator
 
 
-@pytest.fixture
-def api():
-    with requests.Session() as session:
-        session.headers["Authorization"] = f"Bearer {TOKEN}"
-        yield session
 
 
 def as_documented(sent: requests.PreparedRequest) -> RequestsOpenAPIRequest:

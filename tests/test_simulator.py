@@ -34,11 +34,6 @@ def sim():
         yield simulator
 
 
-@pytest.fixture
-def api():
-    with requests.Session() as session:
-        session.headers["Authorization"] = f"Bearer {TOKEN}"
-        yield session
 
 
 def list_page(api, sim, stream, **params) -> dict:
