@@ -313,7 +313,7 @@ class _InlineSink:
 
     def __init__(self, writer: ObjectWriter, chunk_size: int):
         self._writer = writer
-        self._buffer = memoryview(bytearray(chunk_size))
+        self._buffer = memoryview(mmap.mmap(-1, chunk_size))   # page-aligned, for O_DIRECT
         self._digest = hashlib.sha256()
         self._received = 0
 

@@ -18,11 +18,11 @@ from syncd.errors import StorageBusy, StorageError
 from syncd.storage.base import ObjectWriter, Storage
 
 PARTIAL_DIR = ".syncd-partial"
-# Files at least this large are written with O_DIRECT (where the filesystem allows it): their
+# Files of at least this size are written with O_DIRECT (where the filesystem allows it): their
 # bytes go from syncd's buffers to the disk without being copied into, and later written back
 # from, the page cache, which on a busy machine costs more CPU than the copy itself. A write
 # the kernel refuses that way (a short last block, a buffer not aligned) turns it off.
-DIRECT_MIN_BYTES = 8 << 20
+DIRECT_MIN_BYTES = 1 << 20
 LOCK_FILE = ".syncd.lock"
 READ_CHUNK = 1 << 20
 
