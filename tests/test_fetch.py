@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from syncd.fetch import Fetcher, Interrupted, TransferConfig, _BrokenTransfer
+from syncd.fetch import Fetcher, Interrupted, TransferConfig
+from syncd.transfer import BrokenTransfer
 from syncd.storage.filesystem import FilesystemStorage
 
 BODY = bytes(range(256)) * 20_000   # 5,120,000 bytes: several buffers, so the sink thread runs
@@ -83,7 +84,7 @@ def test_whole_body_is_stored_with_its_sha256(fetcher, server):
 
 
 def test_body_cut_short_is_a_broken_transfer_and_leaves_nothing(fetcher, server):
-    with pytest.raises(_BrokenTransfer):
+    with pytest.raises(BrokenTransfer):
         transfer(fetcher, server + "/short.jpg")
     assert not (fetcher.storage.root / "images").exists()
     assert list(fetcher.storage.partial_dir.iterdir()) == []
@@ -136,7 +137,7 @@ def test_a_trickling_host_is_cut_off_after_the_stall_time(tmp_path, trickle, pat
                 allow_http=False, transfer=TransferConfig(timeout_s=1.0), pool_size=2)
     started = time.monotonic()
     try:
-        with pytest.raises(_BrokenTransfer):
+        with pytest.raises(BrokenTransfer):
             transfer(f, trickle + path)
     finally:
         f.close()
