@@ -1,5 +1,5 @@
 """The one place that writes sidecars: ``{media_type}/{media_id}/metadata.json``
-(CONTRACT section 4), atomically, and only when its content changed."""
+(CONTRACT section 4), atomically, whenever the asset's licenses or files change."""
 
 from __future__ import annotations
 

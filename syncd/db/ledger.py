@@ -208,18 +208,6 @@ def dirty_assets(session: Session) -> list[Asset]:
     return list(session.scalars(select(Asset).where(Asset.sidecar_sha256.is_(None))))
 
 
-def asset_licenses(session: Session, media_type: str, media_id: str) -> list[License]:
-    return list(session.scalars(select(License).where(
-        License.media_type == media_type, License.media_id == media_id)
-        .order_by(License.download_time, License.license_id)))
-
-
-def asset_files(session: Session, media_type: str, media_id: str) -> list[StoredFile]:
-    return list(session.scalars(select(StoredFile).where(
-        StoredFile.media_type == media_type, StoredFile.media_id == media_id)
-        .order_by(StoredFile.key)))
-
-
 # --- runs -------------------------------------------------------------------------------------
 
 
