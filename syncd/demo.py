@@ -38,6 +38,6 @@ def run_demo(args) -> int:
     print(f"\n{len(files)} objects under {root}/:")
     for name in files:
         print(f"  {name}")
-    print(f"\nrun it again (nothing new is fetched), or look inside: "
-          f"SYNCD_DATABASE__URL=sqlite:///{DEMO_DIR}/syncd.db syncd status")
+    print(f"\nrun it again (nothing new is fetched), or look inside:\n"
+          f"  SYNCD_DATABASE__URL=sqlite:///{DEMO_DIR}/syncd.db {sys.executable} -m syncd status")
     return result.exit_code
