@@ -84,6 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except SyncdError as exc:
         print(f"syncd: {logs.redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:     # a second signal, or one outside a run's clean stop
+        print("syncd: interrupted", file=sys.stderr)
+        return 130
     except OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         print(f"syncd: cannot use the database: {logs.redact(reason)}", file=sys.stderr)
