@@ -22,7 +22,8 @@ from syncd.api.records import LicenseRecord
 from syncd.api.retry import RetryPolicy
 from syncd.config import Config, require_token
 from syncd.db import connect, ledger, upgrade
-from syncd.db.engine import check_url, sqlite_path
+from syncd.db.engine import (HEAD_REVISION, DatabaseError, check_url, current_revision,
+                             sqlite_path)
 from syncd.errors import AuthError, StorageError
 from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
@@ -79,11 +80,24 @@ class SyncRun:
 
     def _engine(self) -> Engine:
         url = self.config.database.url
-        path = sqlite_path(url)
-        if self.dry_run and path is not None and not path.exists():
-            engine = connect("sqlite://")   # records nothing: a throwaway empty ledger
-        else:
+        if not self.dry_run:
             engine = connect(url)
+            upgrade(engine)
+            return engine
+        # a dry run changes nothing, the schema included: a ledger that does not exist yet is
+        # a throwaway empty one; one at an older revision must be upgraded first
+        path = sqlite_path(url)
+        engine = connect(url) if path is None or path.exists() else None
+        revision = current_revision(engine) if engine is not None else None
+        if revision == HEAD_REVISION:
+            return engine
+        if revision is not None:
+            engine.dispose()
+            raise DatabaseError(f"the database is at schema revision {revision}; run "
+                                "`syncd db upgrade` first (a dry run changes nothing)")
+        if engine is not None:
+            engine.dispose()
+        engine = connect("sqlite://")
         upgrade(engine)
         return engine
 

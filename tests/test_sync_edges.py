@@ -210,3 +210,32 @@ def test_a_plain_http_download_url_off_loopback_is_refused(tmp_path):
         assert done.returncode == 1
         assert done.summary["failed"] == 2 and done.summary["downloaded"] == 0
         assert "https only" in done.stderr
+
+
+def test_dry_run_changes_no_schema_and_reads_an_existing_ledger(syncd):
+    import sqlite3
+
+    assert syncd.sync("--media", "audio").returncode == 0
+    syncd.sim.add_license("audio", file_size=1000)
+    before = syncd.db_path.read_bytes()
+    dry = syncd.sync("--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert dry.summary["new_licenses"] == 11            # 10 never recorded + the new audio one
+    assert dry.stdout.count("would redownload") == 8    # 7 images/videos files + 1 audio
+    with sqlite3.connect(syncd.db_path) as db:
+        assert db.execute("select count(*) from licenses").fetchone() == (2,)
+    assert syncd.db_path.read_bytes() == before
+
+
+def test_dry_run_on_an_older_schema_asks_for_db_upgrade_and_changes_nothing(syncd):
+    import sqlite3
+
+    assert syncd.run("db", "upgrade").returncode == 0
+    with sqlite3.connect(syncd.db_path) as db:
+        db.execute("update alembic_version set version_num = '0000'")
+    dry = syncd.sync("--dry-run")
+    assert dry.returncode == 1
+    assert "syncd db upgrade" in dry.stderr
+    with sqlite3.connect(syncd.db_path) as db:
+        assert db.execute("select version_num from alembic_version").fetchone() == ("0000",)
+    assert syncd.sim.requests == []
