@@ -272,11 +272,12 @@ class SyncRun:
                 return
             self._run_fetches(session, client, book, pending)
         finally:
+            in_flight = sys.exc_info()[1]
             book.close()
             try:
                 self._commit(session, book, wait=True)
             except StorageError:
-                if sys.exc_info()[1] is None:
+                if in_flight is None:    # else the error already on its way wins
                     raise
 
     def _run_fetches(self, session, client, book: SidecarBook, pending: list[Group]) -> None:
@@ -312,7 +313,7 @@ class SyncRun:
                 running[pool.submit(fetcher.fetch, group.need)] = group
             if not running:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=COMMIT_EVERY_S, return_when=FIRST_COMPLETED)
             for future in done:
                 group = running.pop(future)
                 try:

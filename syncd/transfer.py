@@ -3,10 +3,12 @@ hash and write it, and a watchdog over stalled connections. Knows nothing of lic
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import mmap
 import queue
 import socket
+import ssl
 import threading
 import time
 from typing import Callable
@@ -222,5 +224,11 @@ def socket_of(response: requests.Response) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
+_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ETIMEDOUT, errno.ENETDOWN,
+                   errno.ECONNABORTED, errno.EPIPE}
+
+
 def is_network_error(exc: OSError) -> bool:
-    return isinstance(exc, (ConnectionError, TimeoutError))
+    """A broken connection (worth retrying), as opposed to a local file error."""
+    return (isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError))
+            or exc.errno in _NETWORK_ERRNOS)

@@ -75,3 +75,16 @@ def test_head_revision_constant_is_alembics_head():
     from syncd.db.engine import HEAD_REVISION, alembic_config
 
     assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD_REVISION
+
+
+def test_sqlite_schema_changes_are_transactional(tmp_path):
+    """A migration killed half-way must leave no half a schema behind."""
+    from sqlalchemy import text
+
+    engine = connect(f"sqlite:///{tmp_path / 'ddl.db'}")
+    with pytest.raises(RuntimeError):
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE half (id INTEGER)"))
+            raise RuntimeError("killed")
+    assert "half" not in inspect(engine).get_table_names()
+    engine.dispose()

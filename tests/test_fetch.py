@@ -191,3 +191,15 @@ def test_direct_writer_falls_back_for_writes_the_kernel_refuses(tmp_path):
         writer.write(data[1000:])
         writer.commit()
     assert (storage.root / "videos/1/hd.mov").read_bytes() == data
+
+
+def test_tls_and_routing_failures_are_network_errors_and_local_ones_are_not():
+    import errno
+    import ssl
+
+    from syncd.transfer import is_network_error
+
+    assert is_network_error(ssl.SSLError("bad record mac"))
+    assert is_network_error(OSError(errno.EHOSTUNREACH, "no route"))
+    assert is_network_error(ConnectionResetError())
+    assert not is_network_error(OSError(errno.ENOSPC, "no space left on device"))

@@ -239,3 +239,29 @@ def test_dry_run_on_an_older_schema_asks_for_db_upgrade_and_changes_nothing(sync
     with sqlite3.connect(syncd.db_path) as db:
         assert db.execute("select version_num from alembic_version").fetchone() == ("0000",)
     assert syncd.sim.requests == []
+
+
+def test_one_asset_whose_redownloads_keep_failing_does_not_stop_the_rest(syncd):
+    syncd.sim.add_fault("POST", r"/licenses/(i4117504982|i5220931177)/downloads$", status=503,
+                        times=100)
+    done = syncd.sync()
+    assert done.returncode == 1
+    assert done.summary["failed"] == 2 and done.summary["downloaded"] == 8
+    assert "not answering" not in done.stderr
+
+
+def test_a_sidecar_that_cannot_be_written_at_the_end_is_exit_4(sim, tmp_path, monkeypatch):
+    from syncd.config import load
+    from syncd.errors import StorageError
+    from syncd.storage.filesystem import FilesystemStorage
+    from syncd.sync import SyncRun
+
+    def refuse(self, key, data):
+        raise StorageError(f"cannot store {key!r}: no space left on device")
+
+    monkeypatch.setattr(FilesystemStorage, "put_bytes", refuse)
+    config = load(environ={"SYNCD_API__BASE_URL": sim.base_url, "SHUTTERSTOCK_API_TOKEN": TOKEN,
+                           "SYNCD_DATABASE__URL": f"sqlite:///{tmp_path / 's.db'}",
+                           "SYNCD_STORAGE__PATH": str(tmp_path / "dam")}, search=False)
+    result = SyncRun(config, media=("audio",)).execute()
+    assert result.exit_code == 4 and "no space left" in str(result.fatal)

@@ -26,10 +26,10 @@ GIVE_UP_AFTER = 2   # requests in a row that used up their retries
 class ApiError(Exception):
     """A request that did not give a usable answer, after the retries the policy allows."""
 
-    def __init__(self, message: str, status: int | None = None, exhausted: bool = False):
+    def __init__(self, message: str, status: int | None = None, unanswered: bool = False):
         super().__init__(message)
         self.status = status
-        self.exhausted = exhausted   # a retriable failure that used up its retries
+        self.unanswered = unanswered   # retries used up without any HTTP answer
 
 
 class Forbidden(ApiError):
@@ -53,7 +53,7 @@ class ApiClient:
         self._sleep = sleep
         self._lock = threading.Lock()
         self.requests_sent = 0
-        self._exhausted_in_a_row = 0
+        self._unanswered_in_a_row = 0
         self._given_up: str | None = None
 
     def close(self) -> None:
@@ -85,29 +85,33 @@ class ApiClient:
     def request(self, method: str, path: str, *, params: dict | None = None,
                 json_body: Any = None) -> Any:
         """Sends one API request with the retry policy; returns the decoded JSON body. Once
-        GIVE_UP_AFTER requests in a row have used up their retries on network errors, 5xx or
-        429, the API is taken to be down for this run: later requests fail at once, and what
-        they were for stays queued for the next run."""
+        GIVE_UP_AFTER requests in a row have used up their retries without any answer at all
+        (refused, reset, timed out), the API is taken to be unreachable for this run: later
+        requests fail at once, and what they were for stays queued for the next run. Any HTTP
+        answer, even an error, shows the API is there and starts the count again."""
         what = f"{method} {path}"
         if self._given_up:
             raise ApiError(f"{what}: not sent, the API is not answering ({self._given_up})")
         try:
             document = self._request_with_retries(what, method, path, params, json_body)
         except ApiError as exc:
-            if exc.exhausted:
-                with self._lock:
-                    self._exhausted_in_a_row += 1
-                    if self._exhausted_in_a_row >= GIVE_UP_AFTER and not self._given_up:
+            with self._lock:
+                if exc.unanswered:
+                    self._unanswered_in_a_row += 1
+                    if self._unanswered_in_a_row >= GIVE_UP_AFTER and not self._given_up:
                         self._given_up = str(exc)
                         log.error("api.given_up", error=str(exc))
+                else:
+                    self._unanswered_in_a_row = 0
             raise
         with self._lock:
-            self._exhausted_in_a_row = 0
+            self._unanswered_in_a_row = 0
         return document
 
     def _request_with_retries(self, what: str, method: str, path: str, params: dict | None,
                               json_body: Any) -> Any:
         attempt = 0
+        answered = False
         while True:
             retry_after = None
             try:
@@ -115,6 +119,7 @@ class ApiClient:
             except requests.RequestException as exc:
                 failure = ApiError(f"{what}: {_network_reason(exc)}")
             else:
+                answered = True
                 status = response.status_code
                 if 200 <= status < 300:
                     try:
@@ -128,7 +133,7 @@ class ApiClient:
                     retry_after = response.headers.get("Retry-After")
             if attempt >= self.policy.max_retries:
                 raise ApiError(f"{failure} (after {attempt + 1} attempts)", failure.status,
-                               exhausted=True)
+                               unanswered=failure.status is None and not answered)
             delay = self.policy.wait_for(attempt, retry_after)
             log.warning("request.retry", request=what, error=str(failure),
                         attempt=attempt + 1, wait_s=round(delay, 2))

@@ -61,11 +61,15 @@ def connect(url: str) -> Engine:
                                 f"{exc.strerror or exc}") from None
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # the driver's own transaction handling skips DDL (a migration killed half-way would leave
+    # half a schema): transactions are begun explicitly instead, in _sqlite_begin
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -76,6 +80,10 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 # The newest migration; a test keeps it equal to Alembic's head. A database already there is
 # not handed to Alembic at all (loading it is a good part of a run's start-up).
 HEAD_REVISION = "0001"
+
+
+def _sqlite_begin(connection) -> None:
+    connection.exec_driver_sql("BEGIN")
 
 
 def alembic_config():
