@@ -42,22 +42,6 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _make_dirs(path: Path) -> list[Path]:
-    """mkdir -p, returning the folders this call created (outermost first)."""
-    missing = []
-    while not path.is_dir():
-        missing.append(path)
-        path = path.parent
-    created = []
-    for folder in reversed(missing):
-        try:
-            folder.mkdir()
-            created.append(folder)
-        except FileExistsError:
-            pass
-    return created
-
-
 class FilesystemWriter(ObjectWriter):
     def __init__(self, storage: "FilesystemStorage", key: str, direct: bool = False):
         super().__init__(key)
@@ -104,14 +88,15 @@ class FilesystemWriter(ObjectWriter):
             os.fsync(self._fd)
             os.close(self._fd)
             self._fd = None
-            created = _make_dirs(final.parent)
+            final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self._partial, final)
         except OSError as exc:
             self.abort()
             raise _storage_error("store", final, exc) from None
-        # the rename, and each new folder's entry, live in the parent folders: made durable
-        # by the next sync(), in one batch (a filesystem journal commits them together)
-        self._storage.unsynced({final.parent, *(folder.parent for folder in created)})
+        # the rename lives in its folder, and a new folder's entry in its parent: every folder
+        # from the file's up to the root is made durable by the next sync(), in one batch (a
+        # journal commits them together; the shared ones are counted once)
+        self._storage.unsynced(self._storage.folders_above(final))
 
     def abort(self) -> None:
         if self._fd is not None:
@@ -128,6 +113,13 @@ class FilesystemStorage(Storage):
         self._lock = threading.Lock()
         self._unsynced: set[Path] = set()
 
+    def folders_above(self, path: Path) -> set[Path]:
+        folders = set()
+        while path != self.root:
+            path = path.parent
+            folders.add(path)
+        return folders
+
     def unsynced(self, folders: set[Path]) -> None:
         with self._lock:
             self._unsynced |= folders
@@ -135,11 +127,14 @@ class FilesystemStorage(Storage):
     def sync(self) -> None:
         with self._lock:
             folders, self._unsynced = self._unsynced, set()
-        try:
-            for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-                _fsync_dir(folder)
-        except OSError as exc:
-            raise _storage_error("sync", folder, exc) from None
+        pending = sorted(folders, key=lambda p: len(p.parts), reverse=True)
+        while pending:
+            try:
+                _fsync_dir(pending[0])
+            except OSError as exc:
+                self.unsynced(set(pending))        # tried again by the next sync()
+                raise _storage_error("sync", pending[0], exc) from None
+            pending.pop(0)
 
     def path_of(self, key: str) -> Path:
         return self.root.joinpath(*key.split("/"))
