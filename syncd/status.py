@@ -11,6 +11,7 @@ from syncd.config import MEDIA_TYPES, Config
 from syncd.db import connect
 from syncd.db.engine import check_url, sqlite_path
 from syncd.db.models import Asset, License, StreamState
+from syncd.sidecar import format_time
 
 COUNTED = ("stored", "pending", "unavailable", "failed", "deleted")
 
@@ -51,7 +52,7 @@ def collect(config: Config) -> dict:
 
 
 def _iso(moment) -> str | None:
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+    return format_time(moment) if moment else None
 
 
 def render(report: dict) -> str:

@@ -60,6 +60,7 @@ class SyncRun:
         self._seen: set[tuple[str, str]] = set()
         self._dry_new: list[LicenseRecord] = []
         self._outcomes = ledger.Outcomes()
+        self._open_groups: Counter = Counter()   # asset -> its groups not yet settled
 
     # --- set-up: every check that can fail with exit 2 or 4 comes before any request ----------
 
