@@ -37,8 +37,7 @@ MB = 1_000_000
 TOKEN = "bench-token"
 STREAM = "videos"
 TOOLS = ("syncd", "aria2c", "rclone", "plain")
-TOOL_LABELS = {"syncd": "syncd", "aria2c": "aria2c", "rclone": "rclone",
-               "plain": "plain client"}
+TOOL_LABELS = {"syncd": "syncd", "aria2c": "aria2c", "rclone": "rclone", "plain": "plain client"}
 PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "ftp_proxy", "no_proxy")
 
 
@@ -97,9 +96,13 @@ def _on_sigterm(signum, _frame):
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """This environment without proxies (nothing may leave loopback) or SYNCD_* settings."""
-    env = {k: v for k, v in os.environ.items()
-           if k.lower() not in PROXY_VARS and not k.startswith("SYNCD_")
-           and k not in ("SHUTTERSTOCK_API_TOKEN", "RCLONE_CONFIG")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.lower() not in PROXY_VARS
+        and not k.startswith("SYNCD_")
+        and k not in ("SHUTTERSTOCK_API_TOKEN", "RCLONE_CONFIG")
+    }
     env["no_proxy"] = env["NO_PROXY"] = "127.0.0.1,localhost"
     env.update(extra or {})
     return env
@@ -111,11 +114,17 @@ class Timed:
     returncode: int
     maxrss_kib: int
     timed_out: bool = False
-    cpu_s: float = 0.0      # the child's own user + system CPU seconds
+    cpu_s: float = 0.0  # the child's own user + system CPU seconds
 
 
-def run_timed(cmd: list[str], *, timeout: float, log_prefix: Path, env: dict[str, str],
-              cwd: Path | None = None) -> Timed:
+def run_timed(
+    cmd: list[str],
+    *,
+    timeout: float,
+    log_prefix: Path,
+    env: dict[str, str],
+    cwd: Path | None = None,
+) -> Timed:
     """Runs `cmd` to its end and then `os.sync()`, timed together; the child's own peak RSS
     comes from wait4. The caller has synced before. stdout/stderr go to log_prefix.out/.err."""
     with open(f"{log_prefix}.out", "wb") as out, open(f"{log_prefix}.err", "wb") as err:
@@ -141,8 +150,13 @@ def run_timed(cmd: list[str], *, timeout: float, log_prefix: Path, env: dict[str
         _forget(proc)
         os.sync()
         seconds = time.perf_counter() - started
-    return Timed(seconds, proc.returncode, usage.ru_maxrss, timed_out.is_set(),
-                 usage.ru_utime + usage.ru_stime)
+    return Timed(
+        seconds,
+        proc.returncode,
+        usage.ru_maxrss,
+        timed_out.is_set(),
+        usage.ru_utime + usage.ru_stime,
+    )
 
 
 def tail(path: Path | str, lines: int = 15) -> str:
@@ -154,6 +168,7 @@ def tail(path: Path | str, lines: int = 15) -> str:
 
 
 # --- the dataset ------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -169,8 +184,10 @@ class Spec:
         return self.small + self.medium + (1 if self.big_mib else 0)
 
     def name(self) -> str:
-        return (f"seed{self.seed}-{self.small}x{self.small_mib:g}M-{self.medium}x"
-                f"{self.medium_mib:g}M-{self.big_mib}M")
+        return (
+            f"seed{self.seed}-{self.small}x{self.small_mib:g}M-{self.medium}x"
+            f"{self.medium_mib:g}M-{self.big_mib}M"
+        )
 
     def sizes(self) -> list[int]:
         """Byte sizes by generation index (oldest license first). syncd fetches newest first,
@@ -187,7 +204,7 @@ class Spec:
 
 @dataclass(frozen=True)
 class FileEntry:
-    rel: str        # path below the data dir and in every URL
+    rel: str  # path below the data dir and in every URL
     size: int
 
 
@@ -195,9 +212,13 @@ def build_catalog(spec: Spec):
     from syncd.simulator import Catalog
 
     sizes = spec.sizes()
-    catalog = Catalog.generate(spec.seed, counts={STREAM: spec.count},
-                               sizes=lambda _stream, index: sizes[index],
-                               twin_ratio=0, not_downloadable_ratio=0)
+    catalog = Catalog.generate(
+        spec.seed,
+        counts={STREAM: spec.count},
+        sizes=lambda _stream, index: sizes[index],
+        twin_ratio=0,
+        not_downloadable_ratio=0,
+    )
     return catalog
 
 
@@ -242,6 +263,7 @@ def warm_page_cache(data_dir: Path, files: list[FileEntry]) -> None:
 
 
 # --- nginx ------------------------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -305,13 +327,28 @@ class Nginx:
         for _ in range(5):
             self.port = free_port()
             conf = self.prefix / "nginx.conf"
-            conf.write_text(NGINX_CONF.format(
-                user="user root;\n" if os.geteuid() == 0 else "",
-                prefix=self.prefix, port=self.port, root=self.root))
+            conf.write_text(
+                NGINX_CONF.format(
+                    user="user root;\n" if os.geteuid() == 0 else "",
+                    prefix=self.prefix,
+                    port=self.port,
+                    root=self.root,
+                )
+            )
             err = open(self.prefix / "stderr.log", "wb")
-            self.proc = _spawn([self.binary, "-p", str(self.prefix), "-c", str(conf),
-                                "-e", str(self.prefix / "error.log")],
-                               stdout=err, stderr=err)
+            self.proc = _spawn(
+                [
+                    self.binary,
+                    "-p",
+                    str(self.prefix),
+                    "-c",
+                    str(conf),
+                    "-e",
+                    str(self.prefix / "error.log"),
+                ],
+                stdout=err,
+                stderr=err,
+            )
             err.close()
             if self._wait_listening(10.0):
                 return self
@@ -336,7 +373,7 @@ class Nginx:
             return
         proc, self.proc = self.proc, None
         if proc.poll() is None:
-            proc.terminate()   # the master's fast shutdown also ends its workers
+            proc.terminate()  # the master's fast shutdown also ends its workers
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
@@ -346,6 +383,7 @@ class Nginx:
 
 
 # --- the tools --------------------------------------------------------------------------------
+
 
 @dataclass
 class Context:
@@ -402,61 +440,117 @@ def run_tool(tool: str, ctx: Context, round_no: int) -> Outcome:
     env = clean_env()
     extra: dict = {}
     if tool == "syncd":
-        env.update({
-            "SYNCD_API__BASE_URL": ctx.sim_url,
-            "SHUTTERSTOCK_API_TOKEN": TOKEN,
-            "SYNCD_DATABASE__URL": f"sqlite:///{dest}/syncd.db",
-            "SYNCD_STORAGE__PATH": f"{dest}/dam",
-            "SYNCD_SYNC__CONCURRENCY": str(ctx.concurrency),
-            "SYNCD_UPDATES__ENABLED": "false",
-        })
-        cmd = ctx.syncd_cmd + ["--log-format", "json", "sync", "--json", "--no-progress",
-                               "--media", STREAM]
+        env.update(
+            {
+                "SYNCD_API__BASE_URL": ctx.sim_url,
+                "SHUTTERSTOCK_API_TOKEN": TOKEN,
+                "SYNCD_DATABASE__URL": f"sqlite:///{dest}/syncd.db",
+                "SYNCD_STORAGE__PATH": f"{dest}/dam",
+                "SYNCD_SYNC__CONCURRENCY": str(ctx.concurrency),
+                "SYNCD_UPDATES__ENABLED": "false",
+            }
+        )
+        cmd = ctx.syncd_cmd + [
+            "--log-format",
+            "json",
+            "sync",
+            "--json",
+            "--no-progress",
+            "--media",
+            STREAM,
+        ]
         timed = run_timed(cmd, timeout=ctx.timeout, log_prefix=prefix, env=env, cwd=dest)
         check_exit(tool, timed, prefix)
         summary = last_json_line(Path(f"{prefix}.out"))
-        if summary.get("downloaded") != len(ctx.files) or summary.get("failed") \
-                or summary.get("bytes_downloaded") != ctx.total_bytes:
+        if (
+            summary.get("downloaded") != len(ctx.files)
+            or summary.get("failed")
+            or summary.get("bytes_downloaded") != ctx.total_bytes
+        ):
             raise BenchError(f"syncd did not fetch every file: {summary}\n{tail(f'{prefix}.err')}")
         verify_tree(dest / "dam", ctx.files)
-        extra = {"api_requests": summary.get("api_requests"),
-                 "syncd_duration_s": summary.get("duration_s")}
+        extra = {
+            "api_requests": summary.get("api_requests"),
+            "syncd_duration_s": summary.get("duration_s"),
+        }
     elif tool == "aria2c":
-        cmd = ["aria2c", "-i", str(ctx.aria2_list), "-d", str(dest),
-               f"-j{ctx.concurrency}", "-x1", "-s1", "--no-conf=true",
-               "--allow-overwrite=true", "--auto-file-renaming=false",
-               "--file-allocation=none", "--console-log-level=warn", "--summary-interval=0",
-               "--download-result=hide"]
+        cmd = [
+            "aria2c",
+            "-i",
+            str(ctx.aria2_list),
+            "-d",
+            str(dest),
+            f"-j{ctx.concurrency}",
+            "-x1",
+            "-s1",
+            "--no-conf=true",
+            "--allow-overwrite=true",
+            "--auto-file-renaming=false",
+            "--file-allocation=none",
+            "--console-log-level=warn",
+            "--summary-interval=0",
+            "--download-result=hide",
+        ]
         timed = run_timed(cmd, timeout=ctx.timeout, log_prefix=prefix, env=env)
         check_exit(tool, timed, prefix)
         verify_tree(dest, ctx.files)
     elif tool == "rclone":
-        cmd = ["rclone", "copy", ":http:", str(dest), "--http-url", ctx.nginx_url + "/",
-               "--files-from-raw", str(ctx.rclone_list), "--transfers", str(ctx.concurrency),
-               "--checkers", "8", "--config", "/dev/null", "--log-level", "ERROR"]
+        cmd = [
+            "rclone",
+            "copy",
+            ":http:",
+            str(dest),
+            "--http-url",
+            ctx.nginx_url + "/",
+            "--files-from-raw",
+            str(ctx.rclone_list),
+            "--transfers",
+            str(ctx.concurrency),
+            "--checkers",
+            "8",
+            "--config",
+            "/dev/null",
+            "--log-level",
+            "ERROR",
+        ]
         timed = run_timed(cmd, timeout=ctx.timeout, log_prefix=prefix, env=env)
         check_exit(tool, timed, prefix)
         verify_tree(dest, ctx.files)
     elif tool == "plain":
-        cmd = [ctx.python, str(HERE / "plain_client.py"), str(ctx.plain_list), str(dest),
-               "--concurrency", str(ctx.concurrency)]
+        cmd = [
+            ctx.python,
+            str(HERE / "plain_client.py"),
+            str(ctx.plain_list),
+            str(dest),
+            "--concurrency",
+            str(ctx.concurrency),
+        ]
         timed = run_timed(cmd, timeout=ctx.timeout, log_prefix=prefix, env=env)
         check_exit(tool, timed, prefix)
         verify_tree(dest, ctx.files)
     else:
         raise BenchError(f"unknown tool {tool}")
-    shutil.rmtree(dest)   # not timed
-    return Outcome(tool, round_no, timed.seconds, ctx.total_bytes / MB / timed.seconds,
-                   timed.maxrss_kib * 1024 / MB, extra, timed.cpu_s)
+    shutil.rmtree(dest)  # not timed
+    return Outcome(
+        tool,
+        round_no,
+        timed.seconds,
+        ctx.total_bytes / MB / timed.seconds,
+        timed.maxrss_kib * 1024 / MB,
+        extra,
+        timed.cpu_s,
+    )
 
 
 def check_exit(tool: str, timed: Timed, prefix: Path) -> None:
     if timed.timed_out:
-        raise BenchError(f"{tool} did not finish within {timed.seconds:.0f} s (killed); "
-                         f"logs: {prefix}.*")
+        raise BenchError(
+            f"{tool} did not finish within {timed.seconds:.0f} s (killed); logs: {prefix}.*"
+        )
     if timed.returncode != 0:
-        raise BenchError(f"{tool} exited {timed.returncode}:\n{tail(f'{prefix}.err')}\n"
-                         f"{tail(f'{prefix}.out')}")
+        raise BenchError(
+            f"{tool} exited {timed.returncode}:\n{tail(f'{prefix}.err')}\n{tail(f'{prefix}.out')}"
+        )
 
 
 def last_json_line(path: Path) -> dict:
@@ -471,9 +565,24 @@ def curl_ceiling(ctx: Context, entry: FileEntry) -> float:
     """One curl of the biggest file into /dev/null: the loopback + nginx ceiling, MB/s."""
     url = f"{ctx.nginx_url}/{entry.rel}"
     started = time.perf_counter()
-    done = subprocess.run(["curl", "-sS", "--fail", "--noproxy", "*", "-o", "/dev/null",
-                           "-w", "%{size_download}", url],
-                          capture_output=True, text=True, timeout=ctx.timeout, env=clean_env())
+    done = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--fail",
+            "--noproxy",
+            "*",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=ctx.timeout,
+        env=clean_env(),
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0 or int(float(done.stdout.strip() or 0)) != entry.size:
         raise BenchError(f"curl of {url} failed: {done.stderr.strip()} ({done.stdout!r} bytes)")
@@ -481,6 +590,7 @@ def curl_ceiling(ctx: Context, entry: FileEntry) -> float:
 
 
 # --- reporting --------------------------------------------------------------------------------
+
 
 def versions(nginx_binary: str, python: str, tools: list[str]) -> dict:
     def first_line(cmd):
@@ -540,16 +650,19 @@ def summarise(outcomes: list[Outcome], tools: list[str], ceilings: list[float]) 
     result: dict = {"tools": per_tool}
     if "syncd" in per_tool:
         syncd = per_tool["syncd"]["median_mb_s"]
-        ratios = {t: round(syncd / v["median_mb_s"], 2) for t, v in per_tool.items()
-                  if t != "syncd"}
+        ratios = {
+            t: round(syncd / v["median_mb_s"], 2) for t, v in per_tool.items() if t != "syncd"
+        }
         result["syncd_ratio"] = ratios
         others = {t: v["median_mb_s"] for t, v in per_tool.items() if t != "syncd"}
         if others:
             best = max(others, key=others.get)
             result["syncd_ratio_to_best"] = {"tool": best, "ratio": ratios[best]}
     if ceilings:
-        result["curl_ceiling_mb_s"] = {"median": round(statistics.median(ceilings), 1),
-                                       "rounds": [round(c, 1) for c in ceilings]}
+        result["curl_ceiling_mb_s"] = {
+            "median": round(statistics.median(ceilings), 1),
+            "rounds": [round(c, 1) for c in ceilings],
+        }
     return result
 
 
@@ -564,58 +677,88 @@ def render(report: dict) -> str:
         f"{'peak RSS MB':>13}{'CPU s':>8}",
     ]
     for tool, row in res["tools"].items():
-        ratio = "-" if tool == "syncd" else f"{res['syncd_ratio'].get(tool, float('nan')):.2f}" \
-            if "syncd_ratio" in res else "-"
+        ratio = (
+            "-"
+            if tool == "syncd"
+            else f"{res['syncd_ratio'].get(tool, float('nan')):.2f}"
+            if "syncd_ratio" in res
+            else "-"
+        )
         rounds = " / ".join(f"{v:.0f}" for v in row["rounds_mb_s"])
-        lines.append(f"{TOOL_LABELS[tool]:<14}{row['median_mb_s']:>12.0f}  {rounds:<24}"
-                     f"{ratio:>12}{row['peak_rss_mb']:>13.0f}"
-                     f"{row.get('median_cpu_s', float('nan')):>8.1f}")
+        lines.append(
+            f"{TOOL_LABELS[tool]:<14}{row['median_mb_s']:>12.0f}  {rounds:<24}"
+            f"{ratio:>12}{row['peak_rss_mb']:>13.0f}"
+            f"{row.get('median_cpu_s', float('nan')):>8.1f}"
+        )
     lines.append("")
     if "syncd_ratio_to_best" in res:
         best = res["syncd_ratio_to_best"]
-        lines.append(f"syncd / best of the others ({TOOL_LABELS[best['tool']]}): "
-                     f"{best['ratio']:.2f}")
+        lines.append(
+            f"syncd / best of the others ({TOOL_LABELS[best['tool']]}): {best['ratio']:.2f}"
+        )
     if "curl_ceiling_mb_s" in res:
         c = res["curl_ceiling_mb_s"]
-        lines.append(f"loopback ceiling (one curl of the {ds['ceiling_file_mib']} MiB file to "
-                     f"/dev/null): {c['median']:.0f} MB/s (rounds: "
-                     + " / ".join(f"{v:.0f}" for v in c["rounds"]) + ")")
+        lines.append(
+            f"loopback ceiling (one curl of the {ds['ceiling_file_mib']} MiB file to "
+            f"/dev/null): {c['median']:.0f} MB/s (rounds: "
+            + " / ".join(f"{v:.0f}" for v in c["rounds"])
+            + ")"
+        )
     if "syncd" in res["tools"]:
         s = res["tools"]["syncd"]
-        lines.append(f"syncd peak RSS: {s['peak_rss_mb']:.0f} MB (max over rounds); "
-                     f"API requests per run: {', '.join(str(n) for n in s['api_requests'])}")
+        lines.append(
+            f"syncd peak RSS: {s['peak_rss_mb']:.0f} MB (max over rounds); "
+            f"API requests per run: {', '.join(str(n) for n in s['api_requests'])}"
+        )
     return "\n".join(lines)
 
 
 # --- main -------------------------------------------------------------------------------------
 
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="syncd's transfer rate next to aria2c, rclone and a plain requests client "
-                    "(files served by nginx on loopback)")
+        "(files served by nginx on loopback)"
+    )
     parser.add_argument("--runs", type=int, help="rounds (default 3; --quick: 1)")
     parser.add_argument("--small", type=int, help="files of --small-mib (default 300; quick: 40)")
     parser.add_argument("--small-mib", type=float, default=1.0)
     parser.add_argument("--medium", type=int, help="files of --medium-mib (default 40; quick: 4)")
     parser.add_argument("--medium-mib", type=float, default=25.0)
-    parser.add_argument("--big-mib", type=int,
-                        help="size of the one big file, MiB (default 1024; quick: 256; 0: none)")
+    parser.add_argument(
+        "--big-mib",
+        type=int,
+        help="size of the one big file, MiB (default 1024; quick: 256; 0: none)",
+    )
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--quick", action="store_true",
-                        help="40 x 1 MiB + 4 x 25 MiB + 1 x 256 MiB, 1 round")
-    parser.add_argument("--tools", default=",".join(TOOLS),
-                        help=f"comma-separated subset of {','.join(TOOLS)}")
+    parser.add_argument(
+        "--quick", action="store_true", help="40 x 1 MiB + 4 x 25 MiB + 1 x 256 MiB, 1 round"
+    )
+    parser.add_argument(
+        "--tools", default=",".join(TOOLS), help=f"comma-separated subset of {','.join(TOOLS)}"
+    )
     parser.add_argument("--seed", type=int, default=2437)
-    parser.add_argument("--workdir", type=Path,
-                        help="datasets and scratch (default: $TMPDIR/syncd-bench); the "
-                             "dataset is kept there and reused")
-    parser.add_argument("--timeout", type=float,
-                        help="seconds allowed per tool per round (default: from the dataset "
-                             "size at 10 MB/s, at least 300)")
-    parser.add_argument("--no-save", action="store_true",
-                        help="do not write benchmarks/results/transfer-*.json")
-    parser.add_argument("--keep-logs", action="store_true",
-                        help="keep the scratch dir (tool logs) instead of deleting it")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        help="datasets and scratch (default: $TMPDIR/syncd-bench); the "
+        "dataset is kept there and reused",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        help="seconds allowed per tool per round (default: from the dataset "
+        "size at 10 MB/s, at least 300)",
+    )
+    parser.add_argument(
+        "--no-save", action="store_true", help="do not write benchmarks/results/transfer-*.json"
+    )
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the scratch dir (tool logs) instead of deleting it",
+    )
     args = parser.parse_args(argv)
     q = args.quick
     args.runs = args.runs if args.runs is not None else (1 if q else 3)
@@ -634,8 +777,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def find_tools(tools: list[str]) -> str:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK)
-                                      else None)
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
+    )
     missing = [] if nginx else ["nginx (nginx-light)"]
     needed = {"curl": "curl"}
     needed.update({t: t for t in tools if t in ("aria2c", "rclone")})
@@ -643,8 +787,9 @@ def find_tools(tools: list[str]) -> str:
         if not shutil.which(binary):
             missing.append(name)
     if missing:
-        raise BenchError(f"missing: {', '.join(missing)}; install them with "
-                         "`bash scripts/setup.sh --bench`")
+        raise BenchError(
+            f"missing: {', '.join(missing)}; install them with `bash scripts/setup.sh --bench`"
+        )
     return nginx
 
 
@@ -673,8 +818,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         import syncd.simulator  # noqa: F401
     except ImportError:
-        raise BenchError("syncd is not importable: run with .venv/bin/python (after "
-                         "scripts/setup.sh)") from None
+        raise BenchError(
+            "syncd is not importable: run with .venv/bin/python (after scripts/setup.sh)"
+        ) from None
     from syncd.simulator import Simulator
 
     spec = Spec(args.small, args.small_mib, args.medium, args.medium_mib, args.big_mib, args.seed)
@@ -686,12 +832,14 @@ def _run(args: argparse.Namespace) -> int:
     catalog = build_catalog(spec)
     files = dataset_files(catalog)
     total = sum(f.size for f in files)
-    need_free = total * 2.2 + 512 * MIB   # the data set, one destination, slack
+    need_free = total * 2.2 + 512 * MIB  # the data set, one destination, slack
     free = shutil.disk_usage(workdir).free
     have = sum((data_dir / f.rel).stat().st_size for f in files if (data_dir / f.rel).is_file())
     if free + have < need_free:
-        raise BenchError(f"{workdir}: {free / 1e9:.1f} GB free, about {need_free / 1e9:.1f} GB "
-                         "needed (the data set and one copy of it)")
+        raise BenchError(
+            f"{workdir}: {free / 1e9:.1f} GB free, about {need_free / 1e9:.1f} GB "
+            "needed (the data set and one copy of it)"
+        )
     timeout = args.timeout or max(300.0, total / (10 * MB))
 
     scratch = Path(tempfile.mkdtemp(prefix="run-", dir=workdir))
@@ -703,44 +851,64 @@ def _run(args: argparse.Namespace) -> int:
         print(f"nginx on {nginx.base_url}, serving {data_dir}", flush=True)
         prune_data_dir(data_dir, files)
         started = time.monotonic()
-        print(f"writing the data set ({len(files)} files, {total / MB:.0f} MB; files already "
-              "there are reused) ...", flush=True)
-        simulator = Simulator(catalog, token=TOKEN, host="127.0.0.1",
-                              download_base=nginx.base_url, files_dir=data_dir).start()
+        print(
+            f"writing the data set ({len(files)} files, {total / MB:.0f} MB; files already "
+            "there are reused) ...",
+            flush=True,
+        )
+        simulator = Simulator(
+            catalog, token=TOKEN, host="127.0.0.1", download_base=nginx.base_url, files_dir=data_dir
+        ).start()
         check_data_dir(data_dir, files)
-        print(f"  ready in {time.monotonic() - started:.1f} s; simulator on "
-              f"{simulator.base_url}", flush=True)
+        print(
+            f"  ready in {time.monotonic() - started:.1f} s; simulator on {simulator.base_url}",
+            flush=True,
+        )
         warm_page_cache(data_dir, files)
 
         (scratch / "lists").mkdir()
         aria2_list = scratch / "lists" / "aria2.txt"
-        aria2_list.write_text("".join(f"{nginx.base_url}/{f.rel}\n  out={f.rel}\n"
-                                      for f in files))
+        aria2_list.write_text("".join(f"{nginx.base_url}/{f.rel}\n  out={f.rel}\n" for f in files))
         rclone_list = scratch / "lists" / "rclone.txt"
         rclone_list.write_text("".join(f"{f.rel}\n" for f in files))
         plain_list = scratch / "lists" / "plain.txt"
         plain_list.write_text("".join(f"{nginx.base_url}/{f.rel}\t{f.rel}\n" for f in files))
-        ctx = Context(python, syncd_command(python), simulator.base_url, nginx.base_url, files,
-                      total, args.concurrency, timeout, scratch, aria2_list, rclone_list,
-                      plain_list)
+        ctx = Context(
+            python,
+            syncd_command(python),
+            simulator.base_url,
+            nginx.base_url,
+            files,
+            total,
+            args.concurrency,
+            timeout,
+            scratch,
+            aria2_list,
+            rclone_list,
+            plain_list,
+        )
 
         biggest = max(files, key=lambda f: f.size)
         outcomes: list[Outcome] = []
         ceilings: list[float] = []
         tools = list(args.tools)
         for round_no in range(args.runs):
-            order = tools[round_no % len(tools):] + tools[:round_no % len(tools)]
+            order = tools[round_no % len(tools) :] + tools[: round_no % len(tools)]
             ceilings.append(curl_ceiling(ctx, biggest))
-            print(f"round {round_no + 1}/{args.runs}: curl ceiling {ceilings[-1]:.0f} MB/s",
-                  flush=True)
+            print(
+                f"round {round_no + 1}/{args.runs}: curl ceiling {ceilings[-1]:.0f} MB/s",
+                flush=True,
+            )
             for tool in order:
                 outcome = run_tool(tool, ctx, round_no)
                 outcomes.append(outcome)
-                note = (f", {outcome.extra['api_requests']} API requests"
-                        if tool == "syncd" else "")
-                print(f"  {TOOL_LABELS[tool]:<13} {outcome.seconds:7.2f} s "
-                      f"{outcome.mb_per_s:7.0f} MB/s  peak RSS {outcome.peak_rss_mb:.0f} MB"
-                      f"{note}", flush=True)
+                note = f", {outcome.extra['api_requests']} API requests" if tool == "syncd" else ""
+                print(
+                    f"  {TOOL_LABELS[tool]:<13} {outcome.seconds:7.2f} s "
+                    f"{outcome.mb_per_s:7.0f} MB/s  peak RSS {outcome.peak_rss_mb:.0f} MB"
+                    f"{note}",
+                    flush=True,
+                )
     finally:
         if simulator is not None:
             simulator.stop()
@@ -750,21 +918,32 @@ def _run(args: argparse.Namespace) -> int:
         else:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    description = ", ".join(part for part in (
-        f"{spec.small} x {spec.small_mib:g} MiB" if spec.small else "",
-        f"{spec.medium} x {spec.medium_mib:g} MiB" if spec.medium else "",
-        f"1 x {spec.big_mib} MiB" if spec.big_mib else "") if part)
+    description = ", ".join(
+        part
+        for part in (
+            f"{spec.small} x {spec.small_mib:g} MiB" if spec.small else "",
+            f"{spec.medium} x {spec.medium_mib:g} MiB" if spec.medium else "",
+            f"1 x {spec.big_mib} MiB" if spec.big_mib else "",
+        )
+        if part
+    )
     report = {
         "benchmark": "transfer",
-        "utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "mode": "quick" if args.quick else "full",
-        "dataset": {"files": len(files), "total_bytes": total, "total_mb": total / MB,
-                    "description": description, "seed": spec.seed,
-                    "ceiling_file_mib": round(biggest.size / MIB)},
+        "dataset": {
+            "files": len(files),
+            "total_bytes": total,
+            "total_mb": total / MB,
+            "description": description,
+            "seed": spec.seed,
+            "ceiling_file_mib": round(biggest.size / MIB),
+        },
         "concurrency": args.concurrency,
         "rounds": args.runs,
-        "round_orders": [tools[r % len(tools):] + tools[:r % len(tools)]
-                         for r in range(args.runs)],
+        "round_orders": [
+            tools[r % len(tools) :] + tools[: r % len(tools)] for r in range(args.runs)
+        ],
         "results": summarise(outcomes, tools, ceilings),
         "machine": machine(),
         "versions": versions(nginx_binary, python, tools),
@@ -774,7 +953,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.no_save:
         out_dir = HERE / "results"
         out_dir.mkdir(exist_ok=True)
-        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         path = out_dir / f"transfer-{stamp}.json"
         path.write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nresults: {path.relative_to(REPO)}")

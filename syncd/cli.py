@@ -19,12 +19,25 @@ from syncd.errors import ConfigError, SyncdError
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument("--config", metavar="PATH", default=default,
-                        help="TOML file (else $SYNCD_CONFIG, else ./config/syncd.toml)")
-    parser.add_argument("--log-format", choices=("json", "console"), default=default,
-                        help="log lines on stderr (default: console on a terminal, else JSON)")
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        default=argparse.SUPPRESS if suppress else False, help="debug logging")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="TOML file (else $SYNCD_CONFIG, else ./config/syncd.toml)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "console"),
+        default=default,
+        help="log lines on stderr (default: console on a terminal, else JSON)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="debug logging",
+    )
 
 
 def _media_list(text: str) -> tuple[str, ...]:
@@ -32,13 +45,15 @@ def _media_list(text: str) -> tuple[str, ...]:
     unknown = [name for name in names if name not in MEDIA_TYPES]
     if not names or unknown:
         raise argparse.ArgumentTypeError(
-            f"expected a comma-separated list of {', '.join(MEDIA_TYPES)}")
+            f"expected a comma-separated list of {', '.join(MEDIA_TYPES)}"
+        )
     return tuple(name for name in MEDIA_TYPES if name in names)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="syncd", description="Keeps a DAM in step with everything licensed from Shutterstock.")
+        prog="syncd", description="Keeps a DAM in step with everything licensed from Shutterstock."
+    )
     parser.add_argument("--version", action="version", version=f"syncd {__version__}")
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -48,12 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
         _global_options(sub, suppress=True)
         return sub
 
-    sync = command("sync", "one-shot catch-up: page every stream to its watermark, fetch "
-                           "everything missing, exit")
-    sync.add_argument("--media", type=_media_list, metavar="LIST",
-                      help="comma-separated media types (replaces sync.media for this run)")
-    sync.add_argument("--dry-run", action="store_true",
-                      help="page the API and print the plan; fetch, record and move nothing")
+    sync = command(
+        "sync",
+        "one-shot catch-up: page every stream to its watermark, fetch everything missing, exit",
+    )
+    sync.add_argument(
+        "--media",
+        type=_media_list,
+        metavar="LIST",
+        help="comma-separated media types (replaces sync.media for this run)",
+    )
+    sync.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="page the API and print the plan; fetch, record and move nothing",
+    )
     sync.add_argument("--json", action="store_true", help="print the summary as one JSON line")
     sync.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
 
@@ -84,14 +108,14 @@ def main(argv: list[str] | None = None) -> int:
     except SyncdError as exc:
         print(f"syncd: {logs.redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:     # a second signal, or one outside a run's clean stop
+    except KeyboardInterrupt:  # a second signal, or one outside a run's clean stop
         print("syncd: interrupted", file=sys.stderr)
         return 130
     except OperationalError as exc:
         reason = str(exc.orig or exc).strip().splitlines()[0]
         print(f"syncd: cannot use the database: {logs.redact(reason)}", file=sys.stderr)
         return 1
-    except Exception:   # a bug: say so on one line, with the traceback in the log (redacted)
+    except Exception:  # a bug: say so on one line, with the traceback in the log (redacted)
         structlog.get_logger("syncd").exception("syncd.crashed")
         print("syncd: internal error (see the log line above); please report it", file=sys.stderr)
         return 1
@@ -130,8 +154,13 @@ def cmd_sync(args) -> int:
     config = _load_config(args)
     progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not args.no_progress)
     stop = threading.Event()
-    run = SyncRun(config, media=args.media or config.sync.media, dry_run=args.dry_run,
-                  progress=progress, stop=stop)
+    run = SyncRun(
+        config,
+        media=args.media or config.sync.media,
+        dry_run=args.dry_run,
+        progress=progress,
+        stop=stop,
+    )
     with _stop_on_signals(stop) as received:
         result = run.execute()
     report_run(result, args.json, dry_run=args.dry_run)
@@ -193,5 +222,10 @@ def cmd_simulator(args) -> int:
     return run(args)
 
 
-COMMANDS = {"sync": cmd_sync, "status": cmd_status, "db": cmd_db, "demo": cmd_demo,
-            "simulator": cmd_simulator}
+COMMANDS = {
+    "sync": cmd_sync,
+    "status": cmd_status,
+    "db": cmd_db,
+    "demo": cmd_demo,
+    "simulator": cmd_simulator,
+}

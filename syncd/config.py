@@ -13,9 +13,10 @@ import math
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from syncd.errors import ConfigError
@@ -332,8 +333,13 @@ class Config:
 
 
 _SECTION_CLASSES = {
-    "api": ApiConfig, "database": DatabaseConfig, "storage": StorageConfig, "sync": SyncConfig,
-    "updates": UpdatesConfig, "relicense": RelicenseConfig, "jobs": JobsConfig,
+    "api": ApiConfig,
+    "database": DatabaseConfig,
+    "storage": StorageConfig,
+    "sync": SyncConfig,
+    "updates": UpdatesConfig,
+    "relicense": RelicenseConfig,
+    "jobs": JobsConfig,
     "serve": ServeConfig,
 }
 
@@ -351,8 +357,9 @@ def resolve_path(cli_path: str | None, environ: dict[str, str]) -> Path | None:
     return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
 
 
-def load(cli_path: str | None = None, environ: dict[str, str] | None = None,
-         search: bool = True) -> Config:
+def load(
+    cli_path: str | None = None, environ: dict[str, str] | None = None, search: bool = True
+) -> Config:
     """The configuration in force. ``search=False``: only ``environ``, no file."""
     environ = dict(os.environ if environ is None else environ)
     path = resolve_path(cli_path, environ) if search else None
@@ -406,7 +413,7 @@ def _reject_unknown(document: dict, environ: dict[str, str]) -> None:
     for variable in environ:
         if not variable.startswith(ENV_PREFIX) or "__" not in variable:
             continue
-        section, _, name = variable[len(ENV_PREFIX):].lower().partition("__")
+        section, _, name = variable[len(ENV_PREFIX) :].lower().partition("__")
         cls = _SECTION_CLASSES.get(section)
         if cls is None or name not in {f.name for f in fields(cls)}:
             raise ConfigError(variable, "unknown configuration key")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from http.client import HTTPException
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
+from http.client import HTTPException
 from urllib.parse import urljoin
 
 import requests
@@ -21,8 +21,16 @@ from syncd.config import check_url_allowed
 from syncd.storage.base import Storage
 from syncd.storage.keys import UnsafeValue, check_key, extension_of, render
 from syncd.streams import LicenseStream
-from syncd.transfer import (BrokenTransfer, InlineSink, Interrupted, ThreadSink, Watchdog,
-                            body_reader, content_length, is_network_error)
+from syncd.transfer import (
+    BrokenTransfer,
+    InlineSink,
+    Interrupted,
+    ThreadSink,
+    Watchdog,
+    body_reader,
+    content_length,
+    is_network_error,
+)
 
 __all__ = ["FetchFailed", "Fetcher", "Interrupted", "Need", "StoredObject", "TransferConfig"]
 
@@ -35,7 +43,7 @@ MAX_REDIRECTS = 5
 @dataclass(frozen=True)
 class TransferConfig:
     chunk_size: int = 1 << 20
-    attempts: int = 4                     # tries of one URL when the transfer breaks
+    attempts: int = 4  # tries of one URL when the transfer breaks
     timeout_s: float = 60.0
     backoff: RetryPolicy = field(default_factory=lambda: RetryPolicy(base_s=0.5, cap_s=10.0))
 
@@ -74,9 +82,17 @@ class _UrlGone(Exception):
 
 
 class Fetcher:
-    def __init__(self, client: ApiClient, storage: Storage, *, key_template: str,
-                 allow_http: bool, transfer: TransferConfig, pool_size: int,
-                 stop: threading.Event | None = None):
+    def __init__(
+        self,
+        client: ApiClient,
+        storage: Storage,
+        *,
+        key_template: str,
+        allow_http: bool,
+        transfer: TransferConfig,
+        pool_size: int,
+        stop: threading.Event | None = None,
+    ):
         self.client = client
         self.storage = storage
         self.key_template = key_template
@@ -95,14 +111,18 @@ class Fetcher:
         object (or None) and the failure of each license tried before it."""
         failures: dict[str, FetchFailed] = {}
         for license_id in need.license_ids:
-            if self.stop.is_set():       # the run is ending: send nothing more
+            if self.stop.is_set():  # the run is ending: send nothing more
                 raise Interrupted()
             try:
                 return self._fetch_license(need, license_id), failures
             except FetchFailed as exc:
                 failures[license_id] = exc
-                log.warning("license.fetch_failed", stream=need.stream.media_type,
-                            license_id=license_id, reason=exc.reason)
+                log.warning(
+                    "license.fetch_failed",
+                    stream=need.stream.media_type,
+                    license_id=license_id,
+                    reason=exc.reason,
+                )
         return None, failures
 
     def _fetch_license(self, need: Need, license_id: str) -> StoredObject:
@@ -114,8 +134,12 @@ class Fetcher:
             except _UrlGone as exc:
                 if fresh_url_asked:
                     raise FetchFailed(f"download URL refused twice ({exc})") from None
-                log.info("url.refreshed", stream=need.stream.media_type, license_id=license_id,
-                         status=str(exc))
+                log.info(
+                    "url.refreshed",
+                    stream=need.stream.media_type,
+                    license_id=license_id,
+                    status=str(exc),
+                )
         raise AssertionError("unreachable")
 
     def _redownload_url(self, need: Need, license_id: str) -> str:
@@ -133,11 +157,17 @@ class Fetcher:
 
     def _key_for(self, need: Need, license_id: str, url: str) -> str:
         try:
-            return check_key(render(
-                self.key_template, media_type=need.stream.media_type, media_id=need.media_id,
-                license_id=license_id, size=need.size, format=need.format,
-                ext=extension_of(url),
-            ))
+            return check_key(
+                render(
+                    self.key_template,
+                    media_type=need.stream.media_type,
+                    media_id=need.media_id,
+                    license_id=license_id,
+                    size=need.size,
+                    format=need.format,
+                    ext=extension_of(url),
+                )
+            )
         except UnsafeValue as exc:
             raise FetchFailed(str(exc)) from None
 
@@ -151,8 +181,14 @@ class Fetcher:
                 if attempt >= self.transfer.attempts:
                     raise FetchFailed(f"transfer failed after {attempt} attempts: {exc}") from None
                 delay = self.transfer.backoff.backoff(attempt - 1)
-                log.warning("transfer.retry", stream=stream, license_id=license_id, error=str(exc),
-                            attempt=attempt, wait_s=round(delay, 2))
+                log.warning(
+                    "transfer.retry",
+                    stream=stream,
+                    license_id=license_id,
+                    error=str(exc),
+                    attempt=attempt,
+                    wait_s=round(delay, 2),
+                )
                 if self.stop.wait(delay):
                     raise Interrupted() from None
 
@@ -168,9 +204,15 @@ class Fetcher:
             expected = content_length(response)
             sock = self._watchdog.watch(response)
             try:
-                stored = self._stream_into_storage(response, key, expected, stream, license_id,
-                                                   lambda: self._watchdog.progress(sock))
-                response.raw.release_conn()   # read to its end: the connection can serve again
+                stored = self._stream_into_storage(
+                    response,
+                    key,
+                    expected,
+                    stream,
+                    license_id,
+                    lambda: self._watchdog.progress(sock),
+                )
+                response.raw.release_conn()  # read to its end: the connection can serve again
                 return stored
             except (requests.RequestException, Urllib3Error, HTTPException, OSError) as exc:
                 if isinstance(exc, OSError) and not is_network_error(exc):
@@ -187,9 +229,14 @@ class Fetcher:
         timeout = (min(10.0, self.transfer.timeout_s), self.transfer.timeout_s)
         for _hop in range(MAX_REDIRECTS + 1):
             try:
-                response = self._session.get(url, stream=True, timeout=timeout,
-                                             allow_redirects=False, proxies=proxies_for(url),
-                                             headers={"Accept-Encoding": "identity"})
+                response = self._session.get(
+                    url,
+                    stream=True,
+                    timeout=timeout,
+                    allow_redirects=False,
+                    proxies=proxies_for(url),
+                    headers={"Accept-Encoding": "identity"},
+                )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise BrokenTransfer(type(exc).__name__) from None
             except requests.RequestException as exc:
@@ -205,9 +252,15 @@ class Fetcher:
                 raise FetchFailed(f"download redirected to a refused URL: {exc}") from None
         raise FetchFailed(f"download redirected more than {MAX_REDIRECTS} times")
 
-    def _stream_into_storage(self, response: requests.Response, key: str,
-                             expected: int | None, stream: str, license_id: str,
-                             progress: Callable[[], None]) -> StoredObject:
+    def _stream_into_storage(
+        self,
+        response: requests.Response,
+        key: str,
+        expected: int | None,
+        stream: str,
+        license_id: str,
+        progress: Callable[[], None],
+    ) -> StoredObject:
         """Reads the body into reused buffers while a second thread hashes and writes the
         previous ones (socket reads, sha256 and os.write all release the GIL, so the two
         overlap); a body of one or two buffers is handled inline."""
@@ -216,8 +269,9 @@ class Fetcher:
         chunk_size = self.transfer.chunk_size
         with self.storage.writer(key, size_hint=expected) as writer:
             inline = expected is not None and expected <= 2 * chunk_size
-            with (InlineSink(writer, chunk_size) if inline
-                  else ThreadSink(writer, chunk_size)) as sink:
+            with (
+                InlineSink(writer, chunk_size) if inline else ThreadSink(writer, chunk_size)
+            ) as sink:
                 while True:
                     if self.stop.is_set():
                         raise Interrupted()
@@ -232,6 +286,12 @@ class Fetcher:
             if expected is not None and received != expected:
                 raise BrokenTransfer(f"got {received} of {expected} bytes")
             writer.commit()
-        log.info("file.stored", stream=stream, license_id=license_id, key=key, bytes=received,
-                 seconds=round(time.monotonic() - started, 3))
+        log.info(
+            "file.stored",
+            stream=stream,
+            license_id=license_id,
+            key=key,
+            bytes=received,
+            seconds=round(time.monotonic() - started, 3),
+        )
         return StoredObject(key, received, digest, license_id)

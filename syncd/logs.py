@@ -26,17 +26,25 @@ def redact(text: str) -> str:
 def _redact_processor(_logger, _method, event_dict: dict) -> dict:
     if not _secrets:
         return event_dict
-    return {key: redact(value) if isinstance(value, str) else
-            (redact(repr(value)) if not isinstance(value, (int, float, bool, type(None))) else value)
-            for key, value in event_dict.items()}
+    return {
+        key: redact(value)
+        if isinstance(value, str)
+        else (
+            redact(repr(value)) if not isinstance(value, (int, float, bool, type(None))) else value
+        )
+        for key, value in event_dict.items()
+    }
 
 
 def configure(log_format: str | None = None, verbose: bool = False, stream=None) -> None:
     stream = stream or sys.stderr
     if log_format is None:
         log_format = "console" if stream.isatty() else "json"
-    renderer = (structlog.processors.JSONRenderer() if log_format == "json"
-                else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if log_format == "json"
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -47,7 +55,8 @@ def configure(log_format: str | None = None, verbose: bool = False, stream=None)
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.DEBUG if verbose else logging.INFO),
+            logging.DEBUG if verbose else logging.INFO
+        ),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )

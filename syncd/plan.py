@@ -8,10 +8,10 @@ from syncd.api.records import LicenseRecord
 from syncd.storage.keys import UnsafeValue, check_value
 from syncd.streams import LicenseStream
 
-STORED = "stored"            # the asset and size is already in storage: record the license only
-REDOWNLOAD = "redownload"    # fetch a fresh URL for this license and store the file
+STORED = "stored"  # the asset and size is already in storage: record the license only
+REDOWNLOAD = "redownload"  # fetch a fresh URL for this license and store the file
 UNAVAILABLE = "unavailable"  # cannot be fetched: the reason says why
-INVALID = "invalid"          # values that cannot become a key: the license fails
+INVALID = "invalid"  # values that cannot become a key: the license fails
 
 
 @dataclass(frozen=True)
@@ -33,5 +33,7 @@ def plan(license: LicenseRecord, stream: LicenseStream, stored: bool) -> Action:
     if not stream.redownload:
         return Action(UNAVAILABLE, "editorial media has no redownload and relicensing is off")
     if license.is_downloadable is False:
-        return Action(UNAVAILABLE, "not downloadable (is_downloadable: false) and relicensing is off")
+        return Action(
+            UNAVAILABLE, "not downloadable (is_downloadable: false) and relicensing is off"
+        )
     return Action(REDOWNLOAD)

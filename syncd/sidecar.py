@@ -51,7 +51,8 @@ def encode(doc: dict) -> bytes:
 
 class SidecarBook:
     """The sidecars of the assets one run touches, kept in memory so that a change costs no
-    query, and written by background threads (in order for each asset; writes fsync, the run goes on).
+    query, and written by background threads (in order for each asset; writes fsync, the run
+    goes on).
     A sidecar is marked written in the ledger only once it is in storage, so a crash before
     that leaves it marked for rewriting by the next run."""
 
@@ -62,33 +63,43 @@ class SidecarBook:
         self._rows, self._licenses, self._files = ledger.assets_with_rows(session, assets)
         # one single-threaded lane per shard of assets: an asset's writes stay in order,
         # different assets' fsyncs overlap
-        self._lanes = [ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sidecar{n}")
-                       for n in range(self.LANES)]
+        self._lanes = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sidecar{n}")
+            for n in range(self.LANES)
+        ]
         self._pending: list[tuple[tuple[str, str, str], Future]] = []
         self._lock = threading.Lock()
 
     def stored_file(self, media_type: str, media_id: str, size: str) -> StoredFile | None:
-        return next((f for f in self._files.get((media_type, media_id), []) if f.size == size),
-                    None)
+        return next(
+            (f for f in self._files.get((media_type, media_id), []) if f.size == size), None
+        )
 
     def add_file(self, row: StoredFile) -> None:
         files = self._files.setdefault((row.media_type, row.media_id), [])
-        files[:] = sorted([f for f in files if f.key != row.key and f.size != row.size] + [row],
-                          key=lambda f: f.key)
+        files[:] = sorted(
+            [f for f in files if f.key != row.key and f.size != row.size] + [row],
+            key=lambda f: f.key,
+        )
 
     def write(self, media_type: str, media_id: str) -> None:
         asset = self._rows.get((media_type, media_id))
-        if asset is None:          # no asset row: its id cannot be a key
+        if asset is None:  # no asset row: its id cannot be a key
             return
-        data = encode(document(asset, self._licenses[(media_type, media_id)],
-                               self._files[(media_type, media_id)]))
+        data = encode(
+            document(
+                asset, self._licenses[(media_type, media_id)], self._files[(media_type, media_id)]
+            )
+        )
         key = sidecar_key(media_type, media_id)
         lane = self._lanes[zlib.crc32(key.encode()) % self.LANES]
         future = lane.submit(self.storage.put_bytes, key, data)
         with self._lock:
             self._pending.append(((media_type, media_id, hashlib.sha256(data).hexdigest()), future))
 
-    def written(self, wait: bool = False) -> tuple[list[tuple[str, str, str]], BaseException | None]:
+    def written(
+        self, wait: bool = False
+    ) -> tuple[list[tuple[str, str, str]], BaseException | None]:
         """The sidecars now in storage (all of them, with ``wait``), and the first error a
         write raised, if any."""
         done, still, error = [], [], None

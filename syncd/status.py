@@ -28,22 +28,29 @@ def collect(config: Config) -> dict:
             return report
         with Session(engine) as session:
             for state in session.scalars(select(StreamState).order_by(StreamState.stream)):
-                report["streams"].append({
-                    "stream": state.stream,
-                    "team_history": state.team_history,
-                    "watermark_license_id": state.watermark_license_id,
-                    "watermark_time": _iso(state.watermark_time),
-                    "last_run_at": _iso(state.last_run_at),
-                    "last_outcome": state.last_outcome,
-                    "last_error": state.last_error,
-                })
+                report["streams"].append(
+                    {
+                        "stream": state.stream,
+                        "team_history": state.team_history,
+                        "watermark_license_id": state.watermark_license_id,
+                        "watermark_time": _iso(state.watermark_time),
+                        "last_run_at": _iso(state.last_run_at),
+                        "last_outcome": state.last_outcome,
+                        "last_error": state.last_error,
+                    }
+                )
             rows = session.execute(
-                select(License.media_type, License.status, func.count(License.media_id.distinct()))
-                .group_by(License.media_type, License.status))
+                select(
+                    License.media_type, License.status, func.count(License.media_id.distinct())
+                ).group_by(License.media_type, License.status)
+            )
             for media_type, status, count in rows:
                 report["media"].setdefault(media_type, dict.fromkeys(COUNTED, 0))[status] = count
-            rows = session.execute(select(Asset.media_type, func.count())
-                                   .where(Asset.status == "deleted").group_by(Asset.media_type))
+            rows = session.execute(
+                select(Asset.media_type, func.count())
+                .where(Asset.status == "deleted")
+                .group_by(Asset.media_type)
+            )
             for media_type, count in rows:
                 report["media"][media_type]["deleted"] = count
     finally:
@@ -59,8 +66,10 @@ def render(report: dict) -> str:
     lines = [f"{'stream':<18} {'team':<5} {'watermark':<24} {'last run':<21} outcome"]
     for s in report["streams"]:
         mark = f"{s['watermark_license_id'] or '-'}"[:24]
-        lines.append(f"{s['stream']:<18} {'yes' if s['team_history'] else 'no':<5} {mark:<24} "
-                     f"{s['last_run_at'] or '-':<21} {s['last_outcome'] or '-'}")
+        lines.append(
+            f"{s['stream']:<18} {'yes' if s['team_history'] else 'no':<5} {mark:<24} "
+            f"{s['last_run_at'] or '-':<21} {s['last_outcome'] or '-'}"
+        )
     if not report["streams"]:
         lines.append("(no stream has run yet)")
     lines.append("")

@@ -7,9 +7,9 @@ watermark, page to the end of the history.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable, Iterator
 
 from syncd.api.records import LicensePage, LicenseRecord
 
@@ -18,10 +18,10 @@ PER_PAGE = 200
 
 @dataclass(frozen=True)
 class LicenseStream:
-    media_type: str               # as in keys and config: "editorial/images"
-    media_key: str                # the item's media object: "image", "video", "audio"
-    redownload: bool              # has POST /v2/{path}/licenses/{id}/downloads
-    redownload_takes_size: bool   # that endpoint's body is {"size": ...}
+    media_type: str  # as in keys and config: "editorial/images"
+    media_key: str  # the item's media object: "image", "video", "audio"
+    redownload: bool  # has POST /v2/{path}/licenses/{id}/downloads
+    redownload_takes_size: bool  # that endpoint's body is {"size": ...}
 
     @property
     def path(self) -> str:
@@ -46,8 +46,7 @@ class Watermark:
     download_time: datetime
 
     def reached_by(self, license: LicenseRecord) -> bool:
-        return (license.license_id == self.license_id
-                or license.download_time < self.download_time)
+        return license.license_id == self.license_id or license.download_time < self.download_time
 
 
 def newest(licenses: list[LicenseRecord], current: Watermark | None) -> Watermark | None:
@@ -64,8 +63,9 @@ class HistoryCutShort(ValueError):
     the watermark past licenses never seen."""
 
 
-def pages_until(fetch_page: Callable[[int], LicensePage], watermark: Watermark | None,
-                per_page: int = PER_PAGE) -> Iterator[tuple[int, LicensePage]]:
+def pages_until(
+    fetch_page: Callable[[int], LicensePage], watermark: Watermark | None, per_page: int = PER_PAGE
+) -> Iterator[tuple[int, LicensePage]]:
     """Yields (page number, page) newest-first until the stop rule says the rest is known.
     Raises HistoryCutShort when a short page contradicts the total the API announced."""
     number = 1
@@ -80,7 +80,8 @@ def pages_until(fetch_page: Callable[[int], LicensePage], watermark: Watermark |
             if page.total_count is not None and seen_so_far < page.total_count:
                 raise HistoryCutShort(
                     f"page {number} has {len(page.licenses)} licenses, but total_count "
-                    f"{page.total_count} promises more")
+                    f"{page.total_count} promises more"
+                )
             return
         if page.total_count is not None and number * size >= page.total_count:
             return

@@ -5,9 +5,20 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass, field
 
-SUMMARY_KEYS = ("licenses_seen", "new_licenses", "downloaded", "already_present", "relicensed",
-                "credits_spent", "credits_planned", "unavailable", "failed", "bytes_downloaded",
-                "api_requests", "duration_s")
+SUMMARY_KEYS = (
+    "licenses_seen",
+    "new_licenses",
+    "downloaded",
+    "already_present",
+    "relicensed",
+    "credits_spent",
+    "credits_planned",
+    "unavailable",
+    "failed",
+    "bytes_downloaded",
+    "api_requests",
+    "duration_s",
+)
 
 
 @dataclass
@@ -34,11 +45,11 @@ class RunResult:
     """A summary, plus what went wrong at the level of streams or the whole run."""
 
     summary: Summary = field(default_factory=Summary)
-    stream_errors: dict[str, str] = field(default_factory=dict)   # stream -> why it failed
-    refused: dict[str, str] = field(default_factory=dict)         # stream -> the 403
-    fatal: Exception | None = None                                # 401, storage, ...
+    stream_errors: dict[str, str] = field(default_factory=dict)  # stream -> why it failed
+    refused: dict[str, str] = field(default_factory=dict)  # stream -> the 403
+    fatal: Exception | None = None  # 401, storage, ...
     interrupted: bool = False
-    planned: list[str] = field(default_factory=list)              # --dry-run: what it would do
+    planned: list[str] = field(default_factory=list)  # --dry-run: what it would do
 
     @property
     def exit_code(self) -> int:
@@ -54,8 +65,14 @@ class RunResult:
 
     @property
     def outcome(self) -> str:
-        return {0: "ok", 1: "failed", 2: "usage", 3: "refused", 4: "storage",
-                130: "interrupted"}.get(self.exit_code, "failed")
+        return {
+            0: "ok",
+            1: "failed",
+            2: "usage",
+            3: "refused",
+            4: "storage",
+            130: "interrupted",
+        }.get(self.exit_code, "failed")
 
 
 class Progress:

@@ -8,8 +8,8 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from contextlib import nullcontext
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import structlog
@@ -22,21 +22,26 @@ from syncd.api.records import LicenseRecord
 from syncd.api.retry import RetryPolicy
 from syncd.config import Config, require_token
 from syncd.db import connect, ledger, upgrade
-from syncd.db.engine import (HEAD_REVISION, DatabaseError, check_url, current_revision,
-                             sqlite_path)
+from syncd.db.engine import HEAD_REVISION, DatabaseError, check_url, current_revision, sqlite_path
 from syncd.errors import AuthError, StorageError
 from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
 from syncd.sidecar import SidecarBook
 from syncd.storage import Storage, open_storage
-from syncd.streams import (LICENSE_STREAMS, PER_PAGE, HistoryCutShort, LicenseStream, newest,
-                           pages_until)
+from syncd.streams import (
+    LICENSE_STREAMS,
+    PER_PAGE,
+    HistoryCutShort,
+    LicenseStream,
+    newest,
+    pages_until,
+)
 from syncd.summary import Progress, RunResult
 
 log = structlog.get_logger("syncd.sync")
 
 AssetSize = tuple[str, str, str]  # media type, media id, size
-COMMIT_EVERY_S = 0.25             # the ledger commits outcomes in batches at most this old
+COMMIT_EVERY_S = 0.25  # the ledger commits outcomes in batches at most this old
 
 
 @dataclass
@@ -44,13 +49,20 @@ class Group:
     """The licenses of one asset and size handled in this run, with what the planner said."""
 
     need: Need | None
-    actions: dict[str, Action]            # license id -> action
+    actions: dict[str, Action]  # license id -> action
     records: dict[str, LicenseRecord]
 
 
 class SyncRun:
-    def __init__(self, config: Config, *, media: tuple[str, ...], dry_run: bool = False,
-                 progress: Progress | None = None, stop: threading.Event | None = None):
+    def __init__(
+        self,
+        config: Config,
+        *,
+        media: tuple[str, ...],
+        dry_run: bool = False,
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+    ):
         self.config = config
         self.media = media
         self.dry_run = dry_run
@@ -60,7 +72,7 @@ class SyncRun:
         self._seen: set[tuple[str, str]] = set()
         self._dry_new: list[LicenseRecord] = []
         self._outcomes = ledger.Outcomes()
-        self._open_groups: Counter = Counter()   # asset -> its groups not yet settled
+        self._open_groups: Counter = Counter()  # asset -> its groups not yet settled
 
     # --- set-up: every check that can fail with exit 2 or 4 comes before any request ----------
 
@@ -72,9 +84,11 @@ class SyncRun:
             storage.check_writable()
         engine = self._engine()
         client = ApiClient(
-            self.config.api.base_url, token,
+            self.config.api.base_url,
+            token,
             policy=RetryPolicy(max_retries=self.config.api.max_retries),
-            timeout_s=self.config.api.timeout_s, pool_size=self.config.sync.concurrency,
+            timeout_s=self.config.api.timeout_s,
+            pool_size=self.config.sync.concurrency,
             sleep=self._sleep,
         )
         return client, storage, engine
@@ -94,8 +108,10 @@ class SyncRun:
             return engine
         if revision is not None:
             engine.dispose()
-            raise DatabaseError(f"the database is at schema revision {revision}; run "
-                                "`syncd db upgrade` first (a dry run changes nothing)")
+            raise DatabaseError(
+                f"the database is at schema revision {revision}; run "
+                "`syncd db upgrade` first (a dry run changes nothing)"
+            )
         if engine is not None:
             engine.dispose()
         engine = connect("sqlite://")
@@ -113,8 +129,10 @@ class SyncRun:
         client, storage, engine = self.prepare()
         summary = self.result.summary
         try:
-            with (nullcontext() if self.dry_run else storage.exclusive()), \
-                    Session(engine, expire_on_commit=False) as session:
+            with (
+                nullcontext() if self.dry_run else storage.exclusive(),
+                Session(engine, expire_on_commit=False) as session,
+            ):
                 run = None if self.dry_run else self._begin(session, storage)
                 try:
                     for media_type in self.media:
@@ -129,8 +147,13 @@ class SyncRun:
                     summary.api_requests = client.requests_sent
                     summary.duration_s = round(time.monotonic() - started, 3)
                     if run is not None:
-                        ledger.finish_run(session, run, self.result.outcome,
-                                          self.result.exit_code, summary.as_json())
+                        ledger.finish_run(
+                            session,
+                            run,
+                            self.result.outcome,
+                            self.result.exit_code,
+                            summary.as_json(),
+                        )
                         session.commit()
         finally:
             client.close()
@@ -159,7 +182,8 @@ class SyncRun:
         bound = log.bind(stream=stream.media_type)
         try:
             for number, page in pages_until(
-                    lambda n: client.license_page(stream, n, PER_PAGE, team), watermark):
+                lambda n: client.license_page(stream, n, PER_PAGE, team), watermark
+            ):
                 if self.stop.is_set():
                     raise Interrupted()
                 fresh = self._first_sightings(page.licenses)
@@ -169,7 +193,9 @@ class SyncRun:
                     state.checkpoint_run_id = run.id
                     state.checkpoint_page = number
                     state.checkpoint_head_id = head.license_id if head else None
-                    state.checkpoint_head_time = ledger.naive_utc(head.download_time) if head else None
+                    state.checkpoint_head_time = (
+                        ledger.naive_utc(head.download_time) if head else None
+                    )
                     session.commit()
                 bound.info("page.fetched", page=number, licenses=len(page.licenses), new=len(new))
                 self.progress.show(self.result.summary, 0)
@@ -202,8 +228,13 @@ class SyncRun:
 
     def _record(self, session: Session, fresh: list[LicenseRecord]) -> list[LicenseRecord]:
         if self.dry_run:
-            known = ledger.known_license_ids(session, fresh[0].media_type,
-                                             [lic.license_id for lic in fresh]) if fresh else set()
+            known = (
+                ledger.known_license_ids(
+                    session, fresh[0].media_type, [lic.license_id for lic in fresh]
+                )
+                if fresh
+                else set()
+            )
             new = [lic for lic in fresh if lic.license_id not in known]
             self._dry_new.extend(new)
         else:
@@ -241,20 +272,37 @@ class SyncRun:
                 (lic for lic in members if actions[lic.license_id].kind == REDOWNLOAD),
                 key=lambda lic: (lic.is_downloadable is not True, -lic.download_time.timestamp()),
             )
-            need = Need(stream, media_id, size, candidates[0].format,
-                        tuple(lic.license_id for lic in candidates)) if candidates else None
+            need = (
+                Need(
+                    stream,
+                    media_id,
+                    size,
+                    candidates[0].format,
+                    tuple(lic.license_id for lic in candidates),
+                )
+                if candidates
+                else None
+            )
             groups[(media_type, media_id, size)] = Group(
-                need, actions, {lic.license_id: lic for lic in members})
+                need, actions, {lic.license_id: lic for lic in members}
+            )
         return groups
 
     def _fetch_missing(self, session: Session, client: ApiClient, storage: Storage) -> None:
         queue = self._queue(session)
-        dirty = [] if self.dry_run else [(a.media_type, a.media_id)
-                                         for a in ledger.dirty_assets(session)]
-        book = SidecarBook(session, storage, {(l.media_type, l.media_id) for l in queue} | set(dirty))
+        dirty = (
+            []
+            if self.dry_run
+            else [(a.media_type, a.media_id) for a in ledger.dirty_assets(session)]
+        )
+        book = SidecarBook(
+            session, storage, {(lic.media_type, lic.media_id) for lic in queue} | set(dirty)
+        )
         try:
             groups = self._groups(queue, book)
-            self._open_groups = Counter((media_type, media_id) for media_type, media_id, _ in groups)
+            self._open_groups = Counter(
+                (media_type, media_id) for media_type, media_id, _ in groups
+            )
             if not self.dry_run:
                 for asset in dirty:
                     if asset not in self._open_groups:
@@ -269,7 +317,8 @@ class SyncRun:
                     need = group.need
                     self.result.planned.append(
                         f"redownload {need.stream.media_type}/{need.media_id} size {need.size} "
-                        f"(license {need.license_ids[0]})")
+                        f"(license {need.license_ids[0]})"
+                    )
                 return
             self._run_fetches(session, client, book, pending)
         finally:
@@ -278,24 +327,30 @@ class SyncRun:
             try:
                 self._commit(session, book, wait=True)
             except StorageError:
-                if in_flight is None:    # else the error already on its way wins
+                if in_flight is None:  # else the error already on its way wins
                     raise
 
     def _run_fetches(self, session, client, book: SidecarBook, pending: list[Group]) -> None:
-        fetcher = Fetcher(client, book.storage, key_template=self.config.storage.key_template,
-                          allow_http=self.config.api.allow_http,
-                          transfer=TransferConfig(timeout_s=self.config.api.timeout_s),
-                          pool_size=self.config.sync.concurrency, stop=self.stop)
+        fetcher = Fetcher(
+            client,
+            book.storage,
+            key_template=self.config.storage.key_template,
+            allow_http=self.config.api.allow_http,
+            transfer=TransferConfig(timeout_s=self.config.api.timeout_s),
+            pool_size=self.config.sync.concurrency,
+            stop=self.stop,
+        )
         try:
-            with ThreadPoolExecutor(max_workers=self.config.sync.concurrency,
-                                    thread_name_prefix="fetch") as pool:
+            with ThreadPoolExecutor(
+                max_workers=self.config.sync.concurrency, thread_name_prefix="fetch"
+            ) as pool:
                 try:
                     fatal = self._drive(pool, fetcher, session, book, list(reversed(pending)))
                 except BaseException:
-                    self.stop.set()   # workers discard their partial files and return
+                    self.stop.set()  # workers discard their partial files and return
                     raise
         finally:
-            fetcher.close()   # after the pool has let every worker go
+            fetcher.close()  # after the pool has let every worker go
         if fatal is not None:
             raise fatal
         if self.stop.is_set():
@@ -325,8 +380,13 @@ class SyncRun:
                     continue
                 except Exception as exc:  # a bug must fail one file, not the run
                     log.exception("fetch.crashed", media_id=group.need.media_id)
-                    stored, failures = None, {lid: FetchFailed(f"internal error: {exc!r}")
-                                              for lid in group.need.license_ids}
+                    stored, failures = (
+                        None,
+                        {
+                            lid: FetchFailed(f"internal error: {exc!r}")
+                            for lid in group.need.license_ids
+                        },
+                    )
                 self._settle(session, book, group, stored, failures)
             if time.monotonic() - last_commit > COMMIT_EVERY_S:
                 self._commit(session, book)
@@ -347,17 +407,32 @@ class SyncRun:
         if error is not None:
             raise error
 
-    def _settle(self, session: Session, book: SidecarBook, group: Group,
-                stored: StoredObject | None, failures: dict[str, FetchFailed]) -> None:
+    def _settle(
+        self,
+        session: Session,
+        book: SidecarBook,
+        group: Group,
+        stored: StoredObject | None,
+        failures: dict[str, FetchFailed],
+    ) -> None:
         """Records the outcome of each license of a group and counts it; once every group of
         the asset has settled, its sidecar is written."""
         summary = self.result.summary
         first = next(iter(group.records.values()))
-        existing = None if stored else book.stored_file(first.media_type, first.media_id,
-                                                        first.size)
+        existing = (
+            None if stored else book.stored_file(first.media_type, first.media_id, first.size)
+        )
         if stored is not None:
-            book.add_file(self._outcomes.file(first.media_type, first.media_id, first.size,
-                                              stored.key, stored.size_bytes, stored.sha256))
+            book.add_file(
+                self._outcomes.file(
+                    first.media_type,
+                    first.media_id,
+                    first.size,
+                    stored.key,
+                    stored.size_bytes,
+                    stored.sha256,
+                )
+            )
             summary.downloaded += 1
             summary.bytes_downloaded += stored.size_bytes
         for license_id, action in group.actions.items():

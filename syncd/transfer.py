@@ -11,7 +11,7 @@ import socket
 import ssl
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import requests
 
@@ -77,8 +77,11 @@ class Watchdog:
         while not self._closed.wait(self.TICK_S):
             now = time.monotonic()
             with self._lock:
-                doomed = [sock for sock, deadline in self._deadlines.items()
-                          if self._stop.is_set() or deadline < now]
+                doomed = [
+                    sock
+                    for sock, deadline in self._deadlines.items()
+                    if self._stop.is_set() or deadline < now
+                ]
                 for sock in doomed:
                     del self._deadlines[sock]
                     self._cut.add(sock)
@@ -94,7 +97,7 @@ class InlineSink:
 
     def __init__(self, writer: ObjectWriter, chunk_size: int):
         self._writer = writer
-        self._buffer = memoryview(mmap.mmap(-1, chunk_size))   # page-aligned, for O_DIRECT
+        self._buffer = memoryview(mmap.mmap(-1, chunk_size))  # page-aligned, for O_DIRECT
         self._digest = hashlib.sha256()
         self._received = 0
 
@@ -128,7 +131,7 @@ class ThreadSink(InlineSink):
     def __init__(self, writer: ObjectWriter, chunk_size: int):
         super().__init__(writer, chunk_size)
         self._free: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(self.BUFFERS):   # page-aligned (mmap), as O_DIRECT writes want
+        for _ in range(self.BUFFERS):  # page-aligned (mmap), as O_DIRECT writes want
             self._free.put(memoryview(mmap.mmap(-1, chunk_size)))
         self._lock = threading.Lock()
         self._users: dict[int, int] = {}
@@ -136,8 +139,9 @@ class ThreadSink(InlineSink):
         self._stages = []
         for name, work in (("hash", self._digest.update), ("write", self._writer.write)):
             inbox: queue.SimpleQueue = queue.SimpleQueue()
-            thread = threading.Thread(target=self._drain, args=(inbox, work), name=name,
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._drain, args=(inbox, work), name=name, daemon=True
+            )
             thread.start()
             self._stages.append((inbox, thread))
 
@@ -147,7 +151,7 @@ class ThreadSink(InlineSink):
             try:
                 if self._error is None:
                     work(buffer[:count])
-            except BaseException as exc:   # handed to the reading thread
+            except BaseException as exc:  # handed to the reading thread
                 self._error = exc
             with self._lock:
                 self._users[id(buffer)] -= 1
@@ -200,8 +204,8 @@ def body_reader(response: requests.Response):
     """readinto() on the raw stream into one reused buffer; iter_content when the body is
     encoded (then Content-Length counts encoded bytes and cannot be checked)."""
     if response.headers.get("Content-Encoding", "identity") == "identity":
-        body = getattr(response.raw, "_fp", None)   # the http.client response: reads straight
-        if body is not None and hasattr(body, "readinto"):   # into our buffer, no extra copy
+        body = getattr(response.raw, "_fp", None)  # the http.client response: reads straight
+        if body is not None and hasattr(body, "readinto"):  # into our buffer, no extra copy
             return body.readinto
         return response.raw.readinto
     chunks = response.iter_content(1 << 20)
@@ -224,11 +228,19 @@ def socket_of(response: requests.Response) -> socket.socket | None:
     return sock if isinstance(sock, socket.socket) else None
 
 
-_NETWORK_ERRNOS = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ETIMEDOUT, errno.ENETDOWN,
-                   errno.ECONNABORTED, errno.EPIPE}
+_NETWORK_ERRNOS = {
+    errno.ENETUNREACH,
+    errno.EHOSTUNREACH,
+    errno.ETIMEDOUT,
+    errno.ENETDOWN,
+    errno.ECONNABORTED,
+    errno.EPIPE,
+}
 
 
 def is_network_error(exc: OSError) -> bool:
     """A broken connection (worth retrying), as opposed to a local file error."""
-    return (isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError))
-            or exc.errno in _NETWORK_ERRNOS)
+    return (
+        isinstance(exc, (ConnectionError, TimeoutError, ssl.SSLError))
+        or exc.errno in _NETWORK_ERRNOS
+    )

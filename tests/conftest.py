@@ -56,17 +56,28 @@ class Syncd:
         return [sys.executable, "-m", "syncd", *args]
 
     def run(self, *args: str, env: dict | None = None, timeout: float = 120) -> Finished:
-        done = subprocess.run(self.command(*args), cwd=self.home, env={**self.env, **(env or {})},
-                              capture_output=True, text=True, timeout=timeout)
+        done = subprocess.run(
+            self.command(*args),
+            cwd=self.home,
+            env={**self.env, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         return Finished(done.returncode, done.stdout, done.stderr)
 
     def sync(self, *args: str, env: dict | None = None) -> Finished:
         return self.run("sync", "--json", "--no-progress", *args, env=env)
 
     def start(self, *args: str, env: dict | None = None) -> subprocess.Popen:
-        return subprocess.Popen(self.command(*args), cwd=self.home,
-                                env={**self.env, **(env or {})}, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        return subprocess.Popen(
+            self.command(*args),
+            cwd=self.home,
+            env={**self.env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
 
     def start_until_stored(self, count: int, *args: str) -> subprocess.Popen:
         """Starts ``syncd ARGS`` and returns once ``count`` files are under final keys."""
@@ -80,9 +91,13 @@ class Syncd:
 
     def stored_files(self) -> dict[str, Path]:
         """Every object under a final key (sidecars excluded), by key."""
-        return {p.relative_to(self.root).as_posix(): p for p in self.root.rglob("*")
-                if p.is_file() and p.name != "metadata.json"
-                and not p.relative_to(self.root).as_posix().startswith(".")}
+        return {
+            p.relative_to(self.root).as_posix(): p
+            for p in self.root.rglob("*")
+            if p.is_file()
+            and p.name != "metadata.json"
+            and not p.relative_to(self.root).as_posix().startswith(".")
+        }
 
     def sidecar(self, media_type: str, media_id: str) -> dict:
         return json.loads((self.root / media_type / media_id / "metadata.json").read_text())
@@ -90,8 +105,9 @@ class Syncd:
 
 def file_catalog(seed: int, stream: str, count: int, size: int) -> Catalog:
     """``count`` downloadable licenses of distinct assets, each file ``size`` bytes."""
-    return Catalog.generate(seed=seed, counts={stream: count}, sizes=[size], twin_ratio=0,
-                            not_downloadable_ratio=0)
+    return Catalog.generate(
+        seed=seed, counts={stream: count}, sizes=[size], twin_ratio=0, not_downloadable_ratio=0
+    )
 
 
 def slow_simulator(catalog: Catalog, latency_ms: int = 150) -> Simulator:

@@ -29,8 +29,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -152,7 +152,7 @@ class PostgresServer:
 
     # -- life cycle ----------------------------------------------------------------
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         if self._running:
             return self
         # /tmp rather than $TMPDIR: the postgres OS user must be able to reach it, and
@@ -170,10 +170,14 @@ class PostgresServer:
             self._run(
                 [
                     str(self.bindir / "initdb"),
-                    "-D", str(self.datadir),
-                    "-A", "trust",
-                    "-U", PG_USER,
-                    "-E", "UTF8",
+                    "-D",
+                    str(self.datadir),
+                    "-A",
+                    "trust",
+                    "-U",
+                    PG_USER,
+                    "-E",
+                    "UTF8",
                     "--locale=C",
                     "--no-sync",
                     "--no-instructions",
@@ -201,10 +205,15 @@ class PostgresServer:
                     self._run(
                         [
                             str(self.bindir / "pg_ctl"),
-                            "-D", str(self.datadir),
-                            "-l", str(self.logfile),
-                            "-w", "-t", str(_START_TIMEOUT_S),
-                            "-o", options,
+                            "-D",
+                            str(self.datadir),
+                            "-l",
+                            str(self.logfile),
+                            "-w",
+                            "-t",
+                            str(_START_TIMEOUT_S),
+                            "-o",
+                            options,
                             "start",
                         ],
                         "pg_ctl-start",
@@ -247,7 +256,15 @@ class PostgresServer:
             if self._running and self.datadir is not None:
                 try:
                     self._run(
-                        [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "-m", "immediate", "-w", "stop"],
+                        [
+                            str(self.bindir / "pg_ctl"),
+                            "-D",
+                            str(self.datadir),
+                            "-m",
+                            "immediate",
+                            "-w",
+                            "stop",
+                        ],
                         "pg_ctl-stop",
                         timeout=30,
                     )
@@ -270,7 +287,7 @@ class PostgresServer:
         except (OSError, ValueError, IndexError):
             pass
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -306,7 +323,9 @@ class PostgresServer:
         if not self._running:
             return
         with psycopg.connect(self.dsn("postgres"), autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
 
 
 # -- pytest fixtures ---------------------------------------------------------------

@@ -33,9 +33,14 @@ def test_logs_are_json_lines_off_a_terminal_and_carry_stream_and_license(syncd):
 
 
 def test_demo_syncs_the_simulator_into_syncd_demo(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "syncd", "demo"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    done = subprocess.run(
+        [sys.executable, "-m", "syncd", "demo"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
     assert done.returncode == 0, done.stderr
     assert "downloaded: 9" in done.stdout
     assert (tmp_path / "syncd-demo" / "dam" / "images" / "59656357" / "huge.jpg").is_file()
@@ -46,7 +51,9 @@ def test_sigint_during_sync_exits_130_and_keeps_what_finished(tmp_path):
     catalog = file_catalog(5, "videos", 60, 2 << 20)
     with slow_simulator(catalog) as sim:
         syncd = Syncd(tmp_path, sim)
-        process = syncd.start_until_stored(2, "sync", "--json", "--no-progress", "--media", "videos")
+        process = syncd.start_until_stored(
+            2, "sync", "--json", "--no-progress", "--media", "videos"
+        )
         process.send_signal(signal.SIGINT)
         stdout, stderr = process.communicate(timeout=60)
         assert process.returncode == 130, stderr
@@ -65,9 +72,14 @@ def test_progress_line_on_a_terminal_only(syncd):
     import pty
 
     leader, follower = pty.openpty()
-    process = subprocess.Popen(syncd.command("sync", "--log-format", "json"), cwd=syncd.home,
-                               env=syncd.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=follower)
+    process = subprocess.Popen(
+        syncd.command("sync", "--log-format", "json"),
+        cwd=syncd.home,
+        env=syncd.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
     os.close(follower)
     seen = b""
     while True:
@@ -82,5 +94,5 @@ def test_progress_line_on_a_terminal_only(syncd):
     os.close(leader)
     assert process.returncode == 0
     assert b"\rlicenses paged 12  files fetched 9" in seen
-    quiet = syncd.sync()            # stderr is a pipe: no progress line
+    quiet = syncd.sync()  # stderr is a pipe: no progress line
     assert "files fetched" not in quiet.stderr

@@ -17,7 +17,13 @@ def test_defaults_match_the_contract(tmp_path):
     assert config.api.base_url == "https://api.shutterstock.com"
     assert config.database.url == "sqlite:///syncd.db"
     assert config.storage.key_template == "{media_type}/{media_id}/{size}{ext}"
-    assert config.sync.media == ("images", "videos", "audio", "editorial/images", "editorial/videos")
+    assert config.sync.media == (
+        "images",
+        "videos",
+        "audio",
+        "editorial/images",
+        "editorial/videos",
+    )
     assert config.sync.concurrency == 4
     assert config.updates.lookback == 86400
     assert config.jobs.catch_up.interval_s == 900
@@ -34,35 +40,49 @@ def test_token_comes_from_the_environment_and_never_shows(tmp_path):
 
 def test_environment_overrides_the_file(tmp_path):
     path = write(tmp_path, '[sync]\nconcurrency = 2\nmedia = ["images"]\n')
-    config = load(path, environ={"SYNCD_SYNC__CONCURRENCY": "8",
-                                 "SYNCD_SYNC__MEDIA": "videos,audio",
-                                 "SYNCD_RELICENSE__METADATA": '{"purchase_order": "PO-1"}'})
+    config = load(
+        path,
+        environ={
+            "SYNCD_SYNC__CONCURRENCY": "8",
+            "SYNCD_SYNC__MEDIA": "videos,audio",
+            "SYNCD_RELICENSE__METADATA": '{"purchase_order": "PO-1"}',
+        },
+    )
     assert config.sync.concurrency == 8
     assert config.sync.media == ("videos", "audio")
     assert config.relicense.metadata == {"purchase_order": "PO-1"}
 
 
-@pytest.mark.parametrize("text, key", [
-    ("[sync]\nconcurrency = 0\n", "sync.concurrency"),
-    ("[sync]\nconcurrency = 'four'\n", "sync.concurrency"),
-    ("[sync]\nmedia = ['images', 'photos']\n", "sync.media"),
-    ("[sync]\nbogus = 1\n", "sync.bogus"),
-    ("[nonsense]\nx = 1\n", "nonsense"),
-    ("[updates]\non_deletion = 'shred'\n", "updates.on_deletion"),
-    ("[updates]\nlookback = '3 days'\n", "updates.lookback"),
-    ("[updates]\ncountry = 'us'\n", "updates.country"),
-    ("[jobs]\ncatch_up = '61 * * * *'\n", "jobs.catch_up"),
-    ("[jobs]\nverify = 'sometimes'\n", "jobs.verify"),
-    ("[api]\nbase_url = 'http://api.example.com'\n", "api.base_url"),
-    ("[api]\nallow_http = 'yes'\n", "api.allow_http"),
-    ("[storage]\nkey_template = '{media_id}/{size}{ext}'\n", "storage.key_template"),
-    ("[storage]\nkey_template = '../{media_type}/{media_id}/{size}{ext}'\n", "storage.key_template"),
-    ("[storage]\nkey_template = '{media_type}/{media_id}/{size}{nope}'\n", "storage.key_template"),
-    ("[storage]\nbackend = 's3'\n", "storage.bucket"),
-    ("[sync]\nrelicense_budget = -1\n", "sync.relicense_budget"),
-    ("[serve]\ngrace_s = -1\n", "serve.grace_s"),
-    ("[relicense]\nmetadata = 'x'\n", "relicense.metadata"),
-])
+@pytest.mark.parametrize(
+    "text, key",
+    [
+        ("[sync]\nconcurrency = 0\n", "sync.concurrency"),
+        ("[sync]\nconcurrency = 'four'\n", "sync.concurrency"),
+        ("[sync]\nmedia = ['images', 'photos']\n", "sync.media"),
+        ("[sync]\nbogus = 1\n", "sync.bogus"),
+        ("[nonsense]\nx = 1\n", "nonsense"),
+        ("[updates]\non_deletion = 'shred'\n", "updates.on_deletion"),
+        ("[updates]\nlookback = '3 days'\n", "updates.lookback"),
+        ("[updates]\ncountry = 'us'\n", "updates.country"),
+        ("[jobs]\ncatch_up = '61 * * * *'\n", "jobs.catch_up"),
+        ("[jobs]\nverify = 'sometimes'\n", "jobs.verify"),
+        ("[api]\nbase_url = 'http://api.example.com'\n", "api.base_url"),
+        ("[api]\nallow_http = 'yes'\n", "api.allow_http"),
+        ("[storage]\nkey_template = '{media_id}/{size}{ext}'\n", "storage.key_template"),
+        (
+            "[storage]\nkey_template = '../{media_type}/{media_id}/{size}{ext}'\n",
+            "storage.key_template",
+        ),
+        (
+            "[storage]\nkey_template = '{media_type}/{media_id}/{size}{nope}'\n",
+            "storage.key_template",
+        ),
+        ("[storage]\nbackend = 's3'\n", "storage.bucket"),
+        ("[sync]\nrelicense_budget = -1\n", "sync.relicense_budget"),
+        ("[serve]\ngrace_s = -1\n", "serve.grace_s"),
+        ("[relicense]\nmetadata = 'x'\n", "relicense.metadata"),
+    ],
+)
 def test_bad_values_name_their_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as caught:
         load(write(tmp_path, text), environ={})
@@ -84,15 +104,18 @@ def test_broken_toml_and_missing_file_are_config_errors(tmp_path):
 
 
 def test_schedules_accept_durations_cron_and_off(tmp_path):
-    config = load(write(tmp_path, "[jobs]\ncatch_up = '10s'\nupdates = '*/5 * * * *'\n"
-                                  "verify = 'off'\n"), environ={})
+    config = load(
+        write(tmp_path, "[jobs]\ncatch_up = '10s'\nupdates = '*/5 * * * *'\nverify = 'off'\n"),
+        environ={},
+    )
     assert config.jobs.catch_up.interval_s == 10
     assert config.jobs.updates.cron == "*/5 * * * *"
     assert config.jobs.verify.off
 
 
-@pytest.mark.parametrize("text, seconds", [("30m", 1800), ("6h", 21600), ("3d", 259200),
-                                           ("1h30m", 5400), ("10s", 10)])
+@pytest.mark.parametrize(
+    "text, seconds", [("30m", 1800), ("6h", 21600), ("3d", 259200), ("1h30m", 5400), ("10s", 10)]
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 
@@ -118,9 +141,14 @@ def test_example_config_documents_the_defaults():
         assert repr(getattr(documented, section)) == repr(getattr(defaults, section)), section
 
 
-@pytest.mark.parametrize("variable, value", [("SYNCD_API__TIMEOUT_S", "nan"),
-                                             ("SYNCD_SERVE__GRACE_S", "inf"),
-                                             ("SYNCD_RELICENSE__PRICE", "-inf")])
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("SYNCD_API__TIMEOUT_S", "nan"),
+        ("SYNCD_SERVE__GRACE_S", "inf"),
+        ("SYNCD_RELICENSE__PRICE", "-inf"),
+    ],
+)
 def test_numbers_must_be_finite(variable, value):
     with pytest.raises(ConfigError):
         load(environ={variable: value}, search=False)
@@ -134,8 +162,9 @@ def test_tokens_must_be_printable_ascii(token):
         require_token(load(environ={"SHUTTERSTOCK_API_TOKEN": token}, search=False))
 
 
-@pytest.mark.parametrize("url", ["postgresql+psycopg2://x@127.0.0.1/db", "mysql://x@h/db",
-                                 "not a url"])
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg2://x@127.0.0.1/db", "mysql://x@h/db", "not a url"]
+)
 def test_unusable_database_urls_are_config_errors(url):
     from syncd.db.engine import check_url
 

@@ -21,7 +21,13 @@ def assert_no_drift(url: str) -> None:
             diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
         assert diff == []
         assert set(inspect(engine).get_table_names()) >= {
-            "licenses", "files", "assets", "stream_state", "runs", "alembic_version"}
+            "licenses",
+            "files",
+            "assets",
+            "stream_state",
+            "runs",
+            "alembic_version",
+        }
     finally:
         engine.dispose()
 

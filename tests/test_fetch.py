@@ -12,24 +12,24 @@ import time
 import pytest
 
 from syncd.fetch import Fetcher, Interrupted, TransferConfig
-from syncd.transfer import BrokenTransfer
 from syncd.storage.filesystem import FilesystemStorage
+from syncd.transfer import BrokenTransfer
 
-BODY = bytes(range(256)) * 20_000   # 5,120,000 bytes: several buffers, so the sink thread runs
+BODY = bytes(range(256)) * 20_000  # 5,120,000 bytes: several buffers, so the sink thread runs
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        if self.path == "/short.jpg":       # promises more than it sends, then closes cleanly
+        if self.path == "/short.jpg":  # promises more than it sends, then closes cleanly
             self._head(200, {"Content-Length": str(len(BODY))})
             self.wfile.write(BODY[: len(BODY) // 2])
             self.close_connection = True
         elif self.path == "/chunked.jpg":
             self._head(200, {"Transfer-Encoding": "chunked"})
             for start in range(0, len(BODY), 300_000):
-                piece = BODY[start:start + 300_000]
+                piece = BODY[start : start + 300_000]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
         elif self.path == "/gzip.jpg":
@@ -66,8 +66,14 @@ def server():
 def fetcher(tmp_path):
     storage = FilesystemStorage(tmp_path / "dam")
     storage.check_writable()
-    f = Fetcher(None, storage, key_template="{media_type}/{media_id}/{size}{ext}",
-                allow_http=False, transfer=TransferConfig(), pool_size=2)
+    f = Fetcher(
+        None,
+        storage,
+        key_template="{media_type}/{media_id}/{size}{ext}",
+        allow_http=False,
+        transfer=TransferConfig(),
+        pool_size=2,
+    )
     yield f
     f.close()
 
@@ -133,8 +139,14 @@ def trickle():
 def test_a_trickling_host_is_cut_off_after_the_stall_time(tmp_path, trickle, path):
     storage = FilesystemStorage(tmp_path / "dam")
     storage.check_writable()
-    f = Fetcher(None, storage, key_template="{media_type}/{media_id}/{size}{ext}",
-                allow_http=False, transfer=TransferConfig(timeout_s=1.0), pool_size=2)
+    f = Fetcher(
+        None,
+        storage,
+        key_template="{media_type}/{media_id}/{size}{ext}",
+        allow_http=False,
+        transfer=TransferConfig(timeout_s=1.0),
+        pool_size=2,
+    )
     started = time.monotonic()
     try:
         with pytest.raises(BrokenTransfer):
@@ -149,8 +161,15 @@ def test_stopping_the_run_cuts_a_blocked_read_at_once(tmp_path, trickle):
     storage = FilesystemStorage(tmp_path / "dam")
     storage.check_writable()
     stop = threading.Event()
-    f = Fetcher(None, storage, key_template="{media_type}/{media_id}/{size}{ext}",
-                allow_http=False, transfer=TransferConfig(timeout_s=60), pool_size=2, stop=stop)
+    f = Fetcher(
+        None,
+        storage,
+        key_template="{media_type}/{media_id}/{size}{ext}",
+        allow_http=False,
+        transfer=TransferConfig(timeout_s=60),
+        pool_size=2,
+        stop=stop,
+    )
     threading.Timer(0.5, stop.set).start()
     started = time.monotonic()
     try:
@@ -161,7 +180,7 @@ def test_stopping_the_run_cuts_a_blocked_read_at_once(tmp_path, trickle):
     assert time.monotonic() - started < 3
 
 
-LARGE = (bytes(range(251)) * 45_000)[: (9 << 20) + 123]   # over the O_DIRECT size, odd tail
+LARGE = (bytes(range(251)) * 45_000)[: (9 << 20) + 123]  # over the O_DIRECT size, odd tail
 
 
 class LargeHandler(Handler):
@@ -185,9 +204,9 @@ def test_a_large_file_written_past_the_page_cache_is_whole(fetcher):
 def test_direct_writer_falls_back_for_writes_the_kernel_refuses(tmp_path):
     storage = FilesystemStorage(tmp_path / "dam")
     storage.check_writable()
-    data = bytes(range(256)) * 40_001                     # not a whole number of blocks
+    data = bytes(range(256)) * 40_001  # not a whole number of blocks
     with storage.writer("videos/1/hd.mov", size_hint=64 << 20) as writer:
-        writer.write(data[:1000])                         # unaligned bytes object
+        writer.write(data[:1000])  # unaligned bytes object
         writer.write(data[1000:])
         writer.commit()
     assert (storage.root / "videos/1/hd.mov").read_bytes() == data

@@ -7,7 +7,9 @@ def test_proxy_variables_apply_except_to_loopback_and_no_proxy(monkeypatch):
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp.example:3128")
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
-    assert proxies_for("https://api.shutterstock.com/v2")["https"] == "http://proxy.corp.example:3128"
+    assert (
+        proxies_for("https://api.shutterstock.com/v2")["https"] == "http://proxy.corp.example:3128"
+    )
     assert proxies_for("http://127.0.0.1:8080/v2") == {}
     monkeypatch.setenv("NO_PROXY", "shutterstock.com")
     assert proxies_for("https://api.shutterstock.com/v2") == {}

@@ -26,8 +26,13 @@ from syncd.simulator import STREAMS, Catalog, Simulator
 REFERENCE = Path(__file__).resolve().parent / "data" / "shutterstock-openapi-1.0.30.yaml"
 API_SERVER = "https://api.shutterstock.com"  # the spec's server: requests are matched against it
 TOKEN = "demo-token"
-MEDIA_ID_PARAMETER = {"images": "image_id", "videos": "video_id", "audio": "audio_id",
-                      "editorial/images": "image_id", "editorial/videos": "video_id"}
+MEDIA_ID_PARAMETER = {
+    "images": "image_id",
+    "videos": "video_id",
+    "audio": "audio_id",
+    "editorial/images": "image_id",
+    "editorial/videos": "video_id",
+}
 
 # openapi-core cannot check OAuth2 security, and says so each time: the tests check the header.
 pytestmark = pytest.mark.filterwarnings("ignore:Unsupported scheme type")
@@ -39,19 +44,28 @@ def with_seed_003_license_lists(spec: dict) -> dict:
     only `audio_id`. Every list answers a `DownloadHistoryDataList`."""
     spec = copy.deepcopy(spec)
     paths = spec["paths"]
-    shared = [parameter for parameter in paths["/v2/images/licenses"]["get"]["parameters"]
-              if parameter["name"] != "image_id"]
+    shared = [
+        parameter
+        for parameter in paths["/v2/images/licenses"]["get"]["parameters"]
+        if parameter["name"] != "image_id"
+    ]
     shared += [
-        {"name": "download_availability", "in": "query",
-         "schema": {"type": "string", "enum": ["all", "downloadable", "non_downloadable"]}},
+        {
+            "name": "download_availability",
+            "in": "query",
+            "schema": {"type": "string", "enum": ["all", "downloadable", "non_downloadable"]},
+        },
         {"name": "team_history", "in": "query", "schema": {"type": "boolean"}},
     ]
     editorial_images = paths["/v2/editorial/images/licenses"]["get"]
-    paths["/v2/editorial/videos/licenses"] = {"get": {
-        **copy.deepcopy(editorial_images), "operationId": "getEditorialVideoLicenseList"}}
+    paths["/v2/editorial/videos/licenses"] = {
+        "get": {**copy.deepcopy(editorial_images), "operationId": "getEditorialVideoLicenseList"}
+    }
     for stream, media_id in MEDIA_ID_PARAMETER.items():
         paths[f"/v2/{stream}/licenses"]["get"]["parameters"] = [
-            {"name": media_id, "in": "query", "schema": {"type": "string"}}, *shared]
+            {"name": media_id, "in": "query", "schema": {"type": "string"}},
+            *shared,
+        ]
     return spec
 
 
@@ -71,18 +85,19 @@ def openapi(spec) -> OpenAPI:
 @pytest.fixture(scope="module")
 def error_schema(openapi):
     return oas30_read_schema_validators_factory.create(
-        openapi.spec, openapi.spec / "components" / "schemas" / "Error")
+        openapi.spec, openapi.spec / "components" / "schemas" / "Error"
+    )
 
 
 @pytest.fixture(scope="module", params=["example", "generated"])
 def sim(request):
-    catalog = (Catalog.example() if request.param == "example"
-               else Catalog.generate(11, counts={stream: 45 for stream in STREAMS},
-                                     team_users=["akim"]))
+    catalog = (
+        Catalog.example()
+        if request.param == "example"
+        else Catalog.generate(11, counts={stream: 45 for stream in STREAMS}, team_users=["akim"])
+    )
     with Simulator(catalog, token=TOKEN) as simulator:
         yield simulator
-
-
 
 
 def as_documented(sent: requests.PreparedRequest) -> RequestsOpenAPIRequest:
@@ -100,8 +115,9 @@ def validated(openapi: OpenAPI, response: requests.Response) -> requests.Respons
 def pages(api, sim, stream: str, **params):
     page = 1
     while True:
-        answer = api.get(f"{sim.base_url}/v2/{stream}/licenses",
-                         params={**params, "page": page, "per_page": 20})
+        answer = api.get(
+            f"{sim.base_url}/v2/{stream}/licenses", params={**params, "page": page, "per_page": 20}
+        )
         yield answer
         if not answer.json()["data"]:
             return
@@ -124,8 +140,9 @@ def test_every_license_list_page_conforms(openapi, sim, api, stream, params):
 def test_every_redownload_answer_conforms(openapi, sim, api):
     answered = 0
     for stream in ("images", "videos", "audio"):
-        for item in api.get(f"{sim.base_url}/v2/{stream}/licenses",
-                            params={"per_page": 200, "team_history": "true"}).json()["data"]:
+        for item in api.get(
+            f"{sim.base_url}/v2/{stream}/licenses", params={"per_page": 200, "team_history": "true"}
+        ).json()["data"]:
             if item.get("is_downloadable") is False:
                 continue
             media = item.get("image") or item.get("video") or item["audio"]
@@ -138,13 +155,16 @@ def test_every_redownload_answer_conforms(openapi, sim, api):
     assert answered >= 9
 
 
-@pytest.mark.parametrize("method, path, body, status", [
-    ("GET", "/v2/images/licenses?per_page=201", None, 400),
-    ("POST", "/v2/videos/licenses/v2604117935/downloads", {"size": "8k"}, 400),
-    ("POST", "/v2/images/licenses/i5302216985/downloads", {"size": "huge"}, 403),
-    ("POST", "/v2/audio/licenses/a0/downloads", None, 404),
-    ("GET", "/v2/editorial/videos/licenses/e1/downloads", None, 404),
-])
+@pytest.mark.parametrize(
+    "method, path, body, status",
+    [
+        ("GET", "/v2/images/licenses?per_page=201", None, 400),
+        ("POST", "/v2/videos/licenses/v2604117935/downloads", {"size": "8k"}, 400),
+        ("POST", "/v2/images/licenses/i5302216985/downloads", {"size": "huge"}, 403),
+        ("POST", "/v2/audio/licenses/a0/downloads", None, 404),
+        ("GET", "/v2/editorial/videos/licenses/e1/downloads", None, 404),
+    ],
+)
 def test_error_bodies_have_the_error_shape(openapi, error_schema, api, method, path, body, status):
     with Simulator(Catalog.example(), token=TOKEN) as sim:
         answer = api.request(method, sim.base_url + path, json=body)
@@ -182,15 +202,23 @@ def test_a_number_as_download_time_is_rejected(openapi, sim, api):
 # -- what syncd sends ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("method, path, query, body", [
-    ("POST", "/v2/videos/licenses/v1/downloads", {}, b'{"size": "8k"}'),
-    ("POST", "/v2/images/licenses/i1/downloads", {}, None),
-    ("GET", "/v2/editorial/videos/licenses", {"team_history": "maybe"}, None),
-    ("GET", "/v2/audio/licenses", {"per_page": "300"}, None),
-])
+@pytest.mark.parametrize(
+    "method, path, query, body",
+    [
+        ("POST", "/v2/videos/licenses/v1/downloads", {}, b'{"size": "8k"}'),
+        ("POST", "/v2/images/licenses/i1/downloads", {}, None),
+        ("GET", "/v2/editorial/videos/licenses", {"team_history": "maybe"}, None),
+        ("GET", "/v2/audio/licenses", {"per_page": "300"}, None),
+    ],
+)
 def test_the_reference_rejects_a_bad_request(openapi, method, path, query, body):
-    sent = requests.Request(method, API_SERVER + path, params=query, data=body,
-                            headers={"Content-Type": "application/json"} if body else {})
+    sent = requests.Request(
+        method,
+        API_SERVER + path,
+        params=query,
+        data=body,
+        headers={"Content-Type": "application/json"} if body else {},
+    )
     with pytest.raises(RequestValidationError):
         openapi.validate_request(RequestsOpenAPIRequest(sent))
 
@@ -199,17 +227,24 @@ def test_requests_of_a_real_sync_conform(openapi, spec, tmp_path):
     with Simulator(Catalog.example(), token=TOKEN) as sim:
         run = subprocess.run(
             [sys.executable, "-m", "syncd", "sync", "--json", "--no-progress"],
-            env=sync_environment(sim.base_url, tmp_path), cwd=tmp_path,
-            capture_output=True, text=True, timeout=120,
+            env=sync_environment(sim.base_url, tmp_path),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     assert run.returncode == 0, run.stderr[-3000:]
     records = sim.api_requests()
     assert {f"/v2/{stream}/licenses" for stream in STREAMS} <= {r.path for r in records}
     assert any(record.method == "POST" for record in records)
     for record in records:
-        sent = requests.Request(record.method, API_SERVER + record.path, params=record.query,
-                                data=record.body or None,
-                                headers={"Content-Type": record.headers.get("Content-Type", "")})
+        sent = requests.Request(
+            record.method,
+            API_SERVER + record.path,
+            params=record.query,
+            data=record.body or None,
+            headers={"Content-Type": record.headers.get("Content-Type", "")},
+        )
         openapi.validate_request(RequestsOpenAPIRequest(sent))
         assert set(record.query) <= documented_query(spec, record.method, record.path), record
         assert record.headers["Authorization"] == f"Bearer {TOKEN}"
@@ -218,23 +253,33 @@ def test_requests_of_a_real_sync_conform(openapi, spec, tmp_path):
 
 
 def sync_environment(base_url: str, tmp_path: Path) -> dict[str, str]:
-    environment = {name: value for name, value in os.environ.items()
-                   if not name.startswith("SYNCD_") and name != "SHUTTERSTOCK_API_TOKEN"}
-    environment.update({
-        "SYNCD_API__BASE_URL": base_url,
-        "SHUTTERSTOCK_API_TOKEN": TOKEN,
-        "SYNCD_DATABASE__URL": f"sqlite:///{tmp_path}/s.db",
-        "SYNCD_STORAGE__PATH": str(tmp_path / "dam"),
-        "SYNCD_UPDATES__ENABLED": "false",
-    })
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("SYNCD_") and name != "SHUTTERSTOCK_API_TOKEN"
+    }
+    environment.update(
+        {
+            "SYNCD_API__BASE_URL": base_url,
+            "SHUTTERSTOCK_API_TOKEN": TOKEN,
+            "SYNCD_DATABASE__URL": f"sqlite:///{tmp_path}/s.db",
+            "SYNCD_STORAGE__PATH": str(tmp_path / "dam"),
+            "SYNCD_UPDATES__ENABLED": "false",
+        }
+    )
     return environment
 
 
 def documented_query(spec: dict, method: str, path: str) -> set[str]:
     """openapi-core ignores query parameters the spec does not name: list them by hand."""
     item = spec["paths"].get(path) or next(
-        item for template, item in spec["paths"].items()
-        if re.fullmatch(re.sub(r"\{[^}/]+\}", "[^/]+", template), path))
+        item
+        for template, item in spec["paths"].items()
+        if re.fullmatch(re.sub(r"\{[^}/]+\}", "[^/]+", template), path)
+    )
     operation = item[method.lower()]
-    return {parameter["name"] for parameter in operation.get("parameters", [])
-            if parameter["in"] == "query"}
+    return {
+        parameter["name"]
+        for parameter in operation.get("parameters", [])
+        if parameter["in"] == "query"
+    }

@@ -1,22 +1,25 @@
 """The planner: a pure decision per license."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from syncd.api.records import LicenseRecord
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, plan
 from syncd.streams import LICENSE_STREAMS
 
-T = datetime(2024, 1, 1, tzinfo=timezone.utc)
+T = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 def lic(media_id="123", is_downloadable=True, size="huge", media_type="images"):
-    return LicenseRecord(media_type, "i1", media_id, size, "jpg", "standard", T,
-                         is_downloadable=is_downloadable)
+    return LicenseRecord(
+        media_type, "i1", media_id, size, "jpg", "standard", T, is_downloadable=is_downloadable
+    )
 
 
 def test_missing_downloadable_license_is_redownloaded():
     assert plan(lic(), LICENSE_STREAMS["images"], stored=False).kind == REDOWNLOAD
-    assert plan(lic(is_downloadable=None), LICENSE_STREAMS["images"], stored=False).kind == REDOWNLOAD
+    assert (
+        plan(lic(is_downloadable=None), LICENSE_STREAMS["images"], stored=False).kind == REDOWNLOAD
+    )
 
 
 def test_stored_asset_and_size_is_recorded_only():
@@ -29,8 +32,11 @@ def test_not_downloadable_is_unavailable_with_a_reason():
 
 
 def test_editorial_is_unavailable_without_relicensing():
-    action = plan(lic(media_id="9804979n", size="original", media_type="editorial/images"),
-                  LICENSE_STREAMS["editorial/images"], stored=False)
+    action = plan(
+        lic(media_id="9804979n", size="original", media_type="editorial/images"),
+        LICENSE_STREAMS["editorial/images"],
+        stored=False,
+    )
     assert action.kind == UNAVAILABLE and "editorial" in action.reason
 
 

@@ -1,13 +1,13 @@
 """The retry policy as a value."""
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from syncd.api.retry import RetryPolicy, parse_retry_after
 
 
 def test_retry_after_seconds_and_http_date():
-    now = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("7") == 7
     assert parse_retry_after("Tue, 24 Nov 2026 12:00:30 GMT", now) == 30
     assert parse_retry_after("Tue, 24 Nov 2026 11:00:00 GMT", now) == 0

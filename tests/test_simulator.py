@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from syncd.simulator import STREAMS, Catalog, RandomFaults, Simulator
-from syncd.simulator import cli
+from syncd.simulator import STREAMS, Catalog, RandomFaults, Simulator, cli
 
 TOKEN = "demo-token"
 
@@ -32,8 +31,6 @@ class FakeClock:
 def sim():
     with Simulator(Catalog.example(), token=TOKEN) as simulator:
         yield simulator
-
-
 
 
 def list_page(api, sim, stream, **params) -> dict:
@@ -63,11 +60,18 @@ def media(item: dict) -> dict:
 def test_example_has_the_contracts_twelve_licenses_and_nine_files(sim, api):
     pages = {stream: list_page(api, sim, stream, per_page=200) for stream in STREAMS}
     assert {stream: page["total_count"] for stream, page in pages.items()} == {
-        "images": 6, "videos": 3, "audio": 2, "editorial/images": 1, "editorial/videos": 0}
+        "images": 6,
+        "videos": 3,
+        "audio": 2,
+        "editorial/images": 1,
+        "editorial/videos": 0,
+    }
     fetchable = {
         (stream, media(item)["id"], media(item)["format"]["size"])
-        for stream, page in pages.items() if stream in ("images", "videos", "audio")
-        for item in page["data"] if item.get("is_downloadable", True)
+        for stream, page in pages.items()
+        if stream in ("images", "videos", "audio")
+        for item in page["data"]
+        if item.get("is_downloadable", True)
     }
     assert len(fetchable) == 9
     images = pages["images"]["data"]
@@ -77,11 +81,13 @@ def test_example_has_the_contracts_twelve_licenses_and_nine_files(sim, api):
 
 
 def test_items_have_the_reference_shape_and_varied_times(sim, api):
-    items = [item for stream in STREAMS
-             for item in list_page(api, sim, stream, per_page=200)["data"]]
+    items = [
+        item for stream in STREAMS for item in list_page(api, sim, stream, per_page=200)["data"]
+    ]
     for item in items:
-        assert {"id", "user", "license", "subscription_id", "download_time", "metadata"} \
-            <= set(item)
+        assert {"id", "user", "license", "subscription_id", "download_time", "metadata"} <= set(
+            item
+        )
         assert datetime.fromisoformat(item["download_time"]).tzinfo is not None
     shapes = {item["download_time"][19:] for item in items}
     assert {"-04:00", ".000Z"} <= shapes
@@ -91,11 +97,21 @@ def test_items_have_the_reference_shape_and_varied_times(sim, api):
 
 
 def test_media_key_follows_the_stream(sim, api):
-    keys = {stream: {key for item in list_page(api, sim, stream)["data"]
-                     for key in ("image", "video", "audio") if key in item}
-            for stream in ("images", "videos", "audio", "editorial/images")}
-    assert keys == {"images": {"image"}, "videos": {"video"}, "audio": {"audio"},
-                    "editorial/images": {"image"}}
+    keys = {
+        stream: {
+            key
+            for item in list_page(api, sim, stream)["data"]
+            for key in ("image", "video", "audio")
+            if key in item
+        }
+        for stream in ("images", "videos", "audio", "editorial/images")
+    }
+    assert keys == {
+        "images": {"image"},
+        "videos": {"video"},
+        "audio": {"audio"},
+        "editorial/images": {"image"},
+    }
 
 
 # -- license lists ----------------------------------------------------------------------
@@ -110,8 +126,10 @@ def big_sim():
 
 def test_pages_newest_first_with_total_count(big_sim, api):
     everyone = list_page(api, big_sim, "images", per_page=200, team_history="true")["data"]
-    pages = [list_page(api, big_sim, "images", page=n, per_page=20, team_history="true")
-             for n in (1, 2, 3, 4)]
+    pages = [
+        list_page(api, big_sim, "images", page=n, per_page=20, team_history="true")
+        for n in (1, 2, 3, 4)
+    ]
     assert [len(page["data"]) for page in pages] == [20, 20, 5, 0]
     assert {page["total_count"] for page in pages} == {45}
     assert [page["page"] for page in pages] == [1, 2, 3, 4]
@@ -123,8 +141,9 @@ def test_pages_newest_first_with_total_count(big_sim, api):
 
 def test_sort_oldest_reverses_the_order(big_sim, api):
     newest = list_page(api, big_sim, "images", per_page=200, team_history="true")["data"]
-    oldest = list_page(api, big_sim, "images", per_page=200, team_history="true",
-                       sort="oldest")["data"]
+    oldest = list_page(api, big_sim, "images", per_page=200, team_history="true", sort="oldest")[
+        "data"
+    ]
     assert oldest == newest[::-1]
 
 
@@ -148,8 +167,9 @@ def test_filters_by_media_id_license_username_and_dates(sim, api):
     assert [item["id"] for item in enhanced] == ["i4388120097"]
     assert list_page(api, sim, "images", license="-standard")["data"] == enhanced
     assert list_page(api, sim, "images", username="akim")["total_count"] == 0
-    window = list_page(api, sim, "images", start_date="2016-10-03T16:01:12-04:00",
-                       end_date="2016-12-01T08:45:00Z")["data"]
+    window = list_page(
+        api, sim, "images", start_date="2016-10-03T16:01:12-04:00", end_date="2016-12-01T08:45:00Z"
+    )["data"]
     assert [item["id"] for item in window] == ["i4388120097", "i4190467223"]
 
 
@@ -165,8 +185,10 @@ def test_bad_per_page_is_400_with_errors(sim, api, per_page):
     assert body["message"] and body["errors"][0]["path"] == "$.per_page"
 
 
-@pytest.mark.parametrize("params", [{"page": "0"}, {"sort": "random"}, {"team_history": "yes"},
-                                    {"start_date": "yesterday"}])
+@pytest.mark.parametrize(
+    "params",
+    [{"page": "0"}, {"sort": "random"}, {"team_history": "yes"}, {"start_date": "yesterday"}],
+)
 def test_other_bad_parameters_are_400(sim, api, params):
     assert api.get(f"{sim.base_url}/v2/images/licenses", params=params).status_code == 400
 
@@ -174,18 +196,22 @@ def test_other_bad_parameters_are_400(sim, api, params):
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", "demo-token"])
 def test_api_without_the_token_is_401(sim, authorization):
     headers = {"Authorization": authorization} if authorization else {}
-    for method, path in [("GET", "/v2/images/licenses"),
-                         ("POST", "/v2/audio/licenses/a1193046520/downloads")]:
+    for method, path in [
+        ("GET", "/v2/images/licenses"),
+        ("POST", "/v2/audio/licenses/a1193046520/downloads"),
+    ]:
         answer = requests.request(method, sim.base_url + path, headers=headers)
         assert answer.status_code == 401
         assert answer.json() == {"message": "Invalid or missing token"}
 
 
 def test_unknown_paths_are_404_with_an_error_body(sim, api):
-    for method, path in [("GET", "/v2/sfx/licenses"),
-                         ("POST", "/v2/editorial/images/licenses/e3f0c2a9d1b84e6a9c7/downloads"),
-                         ("GET", "/v2/images/licenses/i4117504982/downloads"),
-                         ("GET", "/elsewhere")]:
+    for method, path in [
+        ("GET", "/v2/sfx/licenses"),
+        ("POST", "/v2/editorial/images/licenses/e3f0c2a9d1b84e6a9c7/downloads"),
+        ("GET", "/v2/images/licenses/i4117504982/downloads"),
+        ("GET", "/elsewhere"),
+    ]:
         answer = api.request(method, sim.base_url + path, json={"size": "original"})
         assert answer.status_code == 404
         assert answer.json()["message"]
@@ -235,20 +261,24 @@ def test_downloads_need_no_token_and_their_headers_are_recorded(sim, api):
     assert "Authorization" not in download.headers
     assert download.status == 200
     assert [record.path for record in sim.api_requests()] == [
-        "/v2/videos/licenses/v2711930286/downloads"]
+        "/v2/videos/licenses/v2711930286/downloads"
+    ]
 
 
 def test_redownload_of_a_license_that_is_not_downloadable_is_403(sim, api):
-    answer = api.post(f"{sim.base_url}/v2/images/licenses/i5302216985/downloads",
-                      json={"size": "huge"})
+    answer = api.post(
+        f"{sim.base_url}/v2/images/licenses/i5302216985/downloads", json={"size": "huge"}
+    )
     assert answer.status_code == 403
     assert answer.json()["message"]
 
 
 def test_redownload_of_an_unknown_license_is_404(sim, api):
     for stream, license_id in [("images", "i0"), ("videos", "i4117504982")]:
-        answer = api.post(f"{sim.base_url}/v2/{stream}/licenses/{license_id}/downloads",
-                          json={"size": "huge" if stream == "images" else "hd"})
+        answer = api.post(
+            f"{sim.base_url}/v2/{stream}/licenses/{license_id}/downloads",
+            json={"size": "huge" if stream == "images" else "hd"},
+        )
         assert answer.status_code == 404
         assert answer.json()["message"]
 
@@ -268,8 +298,10 @@ def test_audio_redownload_takes_no_body(sim, api):
 
 def test_expired_or_forged_download_url_is_403():
     clock = FakeClock()
-    with Simulator(Catalog.example(), token=TOKEN, url_ttl_s=60, clock=clock) as sim, \
-            requests.Session() as api:
+    with (
+        Simulator(Catalog.example(), token=TOKEN, url_ttl_s=60, clock=clock) as sim,
+        requests.Session() as api,
+    ):
         api.headers["Authorization"] = f"Bearer {TOKEN}"
         url = redownload_url(api, sim, "images", "i4511296408", "small")
         clock.now += 60
@@ -277,7 +309,7 @@ def test_expired_or_forged_download_url_is_403():
         clock.now += 1
         assert requests.get(url).status_code == 403
         token_start = url.index("/files/") + len("/files/")
-        forged = url[:token_start] + "A" + url[token_start + 1:]
+        forged = url[:token_start] + "A" + url[token_start + 1 :]
         assert requests.get(forged).status_code == 403
 
 
@@ -297,8 +329,9 @@ def test_range_request_serves_the_rest_of_the_file(sim, api):
 def test_head_of_a_file_gives_its_length(sim, api):
     url = redownload_url(api, sim, "images", "i4190467223", "medium")
     answer = requests.head(url)
-    assert int(answer.headers["Content-Length"]) == sim.expected_size("images", "59656357",
-                                                                      "medium")
+    assert int(answer.headers["Content-Length"]) == sim.expected_size(
+        "images", "59656357", "medium"
+    )
 
 
 def test_large_files_are_deterministic_and_not_periodic():
@@ -309,7 +342,7 @@ def test_large_files_are_deterministic_and_not_periodic():
         (item,) = list_page(api, sim, "videos")["data"]
         body = requests.get(redownload_url(api, sim, "videos", item["id"], "4k")).content
     mib = 2**20
-    assert len({body[:mib], body[mib:2 * mib], body[2 * mib:3 * mib]}) == 3
+    assert len({body[:mib], body[mib : 2 * mib], body[2 * mib : 3 * mib]}) == 3
     assert sha256(body) == Simulator(catalog).expected_sha256("videos", "1", "4k")
 
 
@@ -328,13 +361,15 @@ def test_unsafe_media_id_is_listed_as_is_and_its_url_name_is_safe(api):
 def test_files_dir_mode_writes_the_files_and_points_urls_at_the_download_base(tmp_path, api):
     catalog = Catalog.example()
     catalog.add("images", media_id="../../x", size="huge", license_id="i1")
-    with Simulator(catalog, token=TOKEN, download_base="http://files.test/dam/",
-                   files_dir=tmp_path / "files") as sim:
+    with Simulator(
+        catalog, token=TOKEN, download_base="http://files.test/dam/", files_dir=tmp_path / "files"
+    ) as sim:
         url = redownload_url(api, sim, "images", "i4117504982", "huge")
         assert url.startswith("http://files.test/dam/images/59656357/huge.jpg?expires=")
         added = sim.add_license("videos", media_id="77", size="hd", file_size=1000)
-    written = [path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*")
-               if path.is_file()]
+    written = [
+        path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file()
+    ]
     assert len(written) == 11  # 9 files of the example, the unsafe one, the added one
     assert all(name.startswith("files/") for name in written)
     served = tmp_path / "files/images/59656357/huge.jpg"
@@ -383,8 +418,9 @@ def test_on_list_page_callback_runs_once_between_pages(sim, api):
 
 
 def test_fault_answers_exactly_times_requests(sim, api):
-    sim.add_fault("GET", r"^/v2/images/licenses$", status=503, times=2,
-                  headers={"Retry-After": "0"})
+    sim.add_fault(
+        "GET", r"^/v2/images/licenses$", status=503, times=2, headers={"Retry-After": "0"}
+    )
     statuses = [api.get(f"{sim.base_url}/v2/images/licenses").status_code for _ in range(3)]
     assert statuses == [503, 503, 200]
     assert [record.status for record in sim.list_requests("images")] == statuses
@@ -395,7 +431,10 @@ def test_fault_with_a_body_and_content_type(sim, api):
     sim.add_fault("POST", "/downloads$", status=429, body="slow down", content_type="text/plain")
     answer = api.post(f"{sim.base_url}/v2/audio/licenses/a1193046520/downloads")
     assert (answer.status_code, answer.text, answer.headers["Content-Type"]) == (
-        429, "slow down", "text/plain")
+        429,
+        "slow down",
+        "text/plain",
+    )
 
 
 def test_fault_actions(sim, api):
@@ -470,8 +509,9 @@ def test_generate_makes_twins_and_the_ids_the_api_uses():
 def test_generate_takes_file_sizes_as_a_list_or_a_function():
     listed = Catalog.generate(1, counts={"images": 4}, sizes=[10, 20], twin_ratio=0)
     assert sorted(listed.files().values()) == [10, 10, 20, 20]
-    computed = Catalog.generate(1, counts={"videos": 3}, sizes=lambda stream, index: 100 + index,
-                                twin_ratio=0)
+    computed = Catalog.generate(
+        1, counts={"videos": 3}, sizes=lambda stream, index: 100 + index, twin_ratio=0
+    )
     assert sorted(computed.files().values()) == [100, 101, 102]
 
 
@@ -489,12 +529,16 @@ def test_download_times_parse_and_are_newest_first():
 
 
 def test_cli_serves_until_sigterm():
-    script = ("import argparse, sys; from syncd.simulator import cli;"
-              " p = argparse.ArgumentParser(); cli.add_arguments(p);"
-              " sys.exit(cli.run(p.parse_args(sys.argv[1:])))")
+    script = (
+        "import argparse, sys; from syncd.simulator import cli;"
+        " p = argparse.ArgumentParser(); cli.add_arguments(p);"
+        " sys.exit(cli.run(p.parse_args(sys.argv[1:])))"
+    )
     process = subprocess.Popen(
         [sys.executable, "-c", script, "--port", "0", "--seed", "2", "--licenses", "3"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         cwd=Path(__file__).resolve().parents[1],
     )
     try:
@@ -502,8 +546,9 @@ def test_cli_serves_until_sigterm():
         assert line.startswith("simulator listening on http://127.0.0.1:")
         assert line.rstrip().endswith("(token: demo-token)")
         base_url = line.split()[3]
-        page = requests.get(f"{base_url}/v2/videos/licenses",
-                            headers={"Authorization": "Bearer demo-token"}).json()
+        page = requests.get(
+            f"{base_url}/v2/videos/licenses", headers={"Authorization": "Bearer demo-token"}
+        ).json()
         assert page["total_count"] == 3
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=5) == 0

@@ -12,8 +12,17 @@ from tests.conftest import TOKEN, Syncd, file_catalog, sigkill, slow_simulator
 
 STREAMS = ("images", "videos", "audio", "editorial/images", "editorial/videos")
 SIDECAR_KEYS = {"media_type", "media_id", "status", "licenses", "files", "details"}
-LICENSE_KEYS = {"license_id", "license", "size", "format", "download_time", "subscription_id",
-                "username", "is_downloadable", "metadata"}
+LICENSE_KEYS = {
+    "license_id",
+    "license",
+    "size",
+    "format",
+    "download_time",
+    "subscription_id",
+    "username",
+    "is_downloadable",
+    "metadata",
+}
 
 
 def sha256_of(path) -> str:
@@ -51,12 +60,22 @@ def assert_every_file_correct(syncd: Syncd) -> None:
 def test_first_sync_stores_every_file_with_sidecars_and_the_contract_summary(syncd):
     done = syncd.sync()
     assert done.returncode == 0, done.stderr
-    assert done.summary == {**done.summary, "licenses_seen": 12, "new_licenses": 12,
-                            "downloaded": 9, "already_present": 1, "relicensed": 0,
-                            "credits_spent": 0, "credits_planned": 0, "unavailable": 2,
-                            "failed": 0, "api_requests": 14}
+    assert done.summary == {
+        **done.summary,
+        "licenses_seen": 12,
+        "new_licenses": 12,
+        "downloaded": 9,
+        "already_present": 1,
+        "relicensed": 0,
+        "credits_spent": 0,
+        "credits_planned": 0,
+        "unavailable": 2,
+        "failed": 0,
+        "api_requests": 14,
+    }
     assert done.summary["bytes_downloaded"] == sum(
-        p.stat().st_size for p in syncd.stored_files().values())
+        p.stat().st_size for p in syncd.stored_files().values()
+    )
     assert_every_file_correct(syncd)
     assert len(syncd.stored_files()) == 9
 
@@ -125,8 +144,11 @@ def test_licenses_inserted_at_the_head_while_paging_are_neither_skipped_nor_stor
     with Simulator(catalog, token=TOKEN) as sim:
         syncd = Syncd(tmp_path, sim)
         arrived = []
-        sim.on_list_page("images", 1, lambda s: arrived.extend(
-            s.add_license("images", file_size=1024) for _ in range(30)))
+        sim.on_list_page(
+            "images",
+            1,
+            lambda s: arrived.extend(s.add_license("images", file_size=1024) for _ in range(30)),
+        )
         first = syncd.sync("--media", "images")
         assert first.returncode == 0, first.stderr
         assert first.summary["licenses_seen"] == 450
@@ -143,7 +165,9 @@ def test_licenses_inserted_at_the_head_while_paging_are_neither_skipped_nor_stor
         assert len(sim.list_requests("images")) == 1
         assert_every_file_correct(syncd)
         with sqlite3.connect(syncd.db_path) as db:
-            assert db.execute("select count(*), count(distinct license_id) from licenses").fetchone() == (480, 480)
+            assert db.execute(
+                "select count(*), count(distinct license_id) from licenses"
+            ).fetchone() == (480, 480)
             assert db.execute("select count(*) from files").fetchone() == (480,)
 
 
@@ -158,7 +182,11 @@ def test_sigkill_mid_run_then_rerun_leaves_everything_correct_and_nothing_partia
         deadline = time.monotonic() + 60
         partial_dir = syncd.root / ".syncd-partial"
         while time.monotonic() < deadline:
-            if len(syncd.stored_files()) >= 3 and partial_dir.is_dir() and any(partial_dir.iterdir()):
+            if (
+                len(syncd.stored_files()) >= 3
+                and partial_dir.is_dir()
+                and any(partial_dir.iterdir())
+            ):
                 break
             time.sleep(0.005)
         sigkill(process)
@@ -193,10 +221,17 @@ def test_hostile_media_id_fails_that_license_only_and_writes_nothing_outside_the
         assert done.summary["failed"] == 2
         assert done.summary["downloaded"] == 9
         assert not (tmp_path / "x").exists() and not (tmp_path.parent / "x").exists()
-        assert all(not r.path.startswith("/v2/images/licenses/") or "x" not in r.path
-                   for r in sim.api_requests("POST"))
-        outside = [p for p in tmp_path.rglob("*") if p.is_file()
-                   and not p.is_relative_to(syncd.root) and not p.name.startswith("syncd.db")]
+        assert all(
+            not r.path.startswith("/v2/images/licenses/") or "x" not in r.path
+            for r in sim.api_requests("POST")
+        )
+        outside = [
+            p
+            for p in tmp_path.rglob("*")
+            if p.is_file()
+            and not p.is_relative_to(syncd.root)
+            and not p.name.startswith("syncd.db")
+        ]
         assert outside == []
         with sqlite3.connect(syncd.db_path) as db:
             reasons = db.execute("select reason from licenses where status='failed'").fetchall()
@@ -226,8 +261,13 @@ def test_401_stops_the_run_with_exit_3(syncd):
 
 
 def test_403_on_a_license_list_refuses_that_stream_only_with_exit_3(syncd):
-    syncd.sim.add_fault("GET", r"^/v2/audio/licenses$", status=403,
-                        body={"message": "Forbidden: missing scope"}, times=10)
+    syncd.sim.add_fault(
+        "GET",
+        r"^/v2/audio/licenses$",
+        status=403,
+        body={"message": "Forbidden: missing scope"},
+        times=10,
+    )
     done = syncd.sync()
     assert done.returncode == 3
     assert "audio" in done.stderr and "refused" in done.stderr
@@ -320,9 +360,10 @@ def test_status_reports_watermarks_and_counts(syncd):
     done = syncd.run("status", "--json")
     assert done.returncode == 0, done.stderr
     import json
+
     report = json.loads(done.stdout)
     images = next(s for s in report["streams"] if s["stream"] == "images")
     assert images["watermark_license_id"] == "i5302216985" and images["last_outcome"] == "ok"
-    assert report["media"]["images"]["stored"] == 3     # assets, not licenses or files
+    assert report["media"]["images"]["stored"] == 3  # assets, not licenses or files
     assert report["media"]["images"]["unavailable"] == 1
     assert report["media"]["editorial/images"]["unavailable"] == 1

@@ -14,8 +14,14 @@ from tests.test_sync import assert_every_file_correct_so_far
 
 
 def test_team_history_is_paged_under_its_own_watermark(tmp_path):
-    catalog = Catalog.generate(seed=11, counts={"images": 30}, sizes=[1024], twin_ratio=0,
-                               not_downloadable_ratio=0, team_users=("akim", "lwong"))
+    catalog = Catalog.generate(
+        seed=11,
+        counts={"images": 30},
+        sizes=[1024],
+        twin_ratio=0,
+        not_downloadable_ratio=0,
+        team_users=("akim", "lwong"),
+    )
     with Simulator(catalog, token=TOKEN) as sim:
         syncd = Syncd(tmp_path, sim)
         mine = syncd.sync("--media", "images")
@@ -32,29 +38,34 @@ def test_team_history_is_paged_under_its_own_watermark(tmp_path):
         assert all(r.query.get("team_history") == ["true"] for r in sim.list_requests("images"))
 
         sim.reset_log()
-        again = syncd.sync("--media", "images")      # the own-history watermark is untouched
+        again = syncd.sync("--media", "images")  # the own-history watermark is untouched
         assert again.returncode == 0 and again.summary["new_licenses"] == 0
         assert len(sim.list_requests("images")) == 1
 
 
 def test_license_item_without_download_time_fails_that_stream_clearly(syncd):
-    broken = {"data": [{"id": "i1", "license": "standard", "image": {"id": "1"}}],
-              "page": 1, "per_page": 200, "total_count": 1}
+    broken = {
+        "data": [{"id": "i1", "license": "standard", "image": {"id": "1"}}],
+        "page": 1,
+        "per_page": 200,
+        "total_count": 1,
+    }
     syncd.sim.add_fault("GET", r"^/v2/images/licenses$", status=200, body=broken, times=1)
     done = syncd.sync()
     assert done.returncode == 1
-    line = next(l for l in done.stderr.splitlines() if l.startswith("syncd: stream images"))
+    line = next(x for x in done.stderr.splitlines() if x.startswith("syncd: stream images"))
     assert "download_time" in line
     assert done.summary["downloaded"] == 5
 
 
 def test_download_redirect_to_plain_http_elsewhere_is_refused(syncd):
-    syncd.sim.add_fault("GET", r"^/files/", status=302,
-                        headers={"Location": "http://198.51.100.7/steal"}, times=1)
+    syncd.sim.add_fault(
+        "GET", r"^/files/", status=302, headers={"Location": "http://198.51.100.7/steal"}, times=1
+    )
     done = syncd.sync("--media", "audio")
     assert done.returncode == 1
     assert done.summary["failed"] == 1 and done.summary["downloaded"] == 1
-    again = syncd.sync("--media", "audio")           # failed licenses are tried again
+    again = syncd.sync("--media", "audio")  # failed licenses are tried again
     assert again.returncode == 0 and again.summary["downloaded"] == 1
 
 
@@ -74,8 +85,9 @@ def test_sigterm_during_sync_stops_cleanly_with_143(tmp_path):
 def tiny_disk(tmp_path):
     mountpoint = tmp_path / "tiny"
     mountpoint.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs",
-                              str(mountpoint)], capture_output=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(mountpoint)], capture_output=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
     yield mountpoint
@@ -87,8 +99,11 @@ def test_full_disk_stops_the_run_with_exit_4_and_leaves_only_whole_files(tmp_pat
     with Simulator(catalog, token=TOKEN) as sim:
         syncd = Syncd(tmp_path, sim)
         syncd.root = tiny_disk / "dam"
-        done = syncd.sync("--media", "videos", env={"SYNCD_STORAGE__PATH": str(syncd.root),
-                                                    "SYNCD_SYNC__CONCURRENCY": "1"})
+        done = syncd.sync(
+            "--media",
+            "videos",
+            env={"SYNCD_STORAGE__PATH": str(syncd.root), "SYNCD_SYNC__CONCURRENCY": "1"},
+        )
         assert done.returncode == 4, done.stderr
         assert "no space left" in done.stderr
         assert 1 <= len(syncd.stored_files()) <= 2
@@ -101,9 +116,17 @@ def test_a_page_cut_short_of_total_count_fails_the_stream_and_keeps_the_watermar
     with Simulator(catalog, token=TOKEN) as sim:
         syncd = Syncd(tmp_path, sim)
         # page 2 comes back empty, though the API itself says 450 licenses exist
-        sim.on_list_page("images", 1, lambda s: s.add_fault(
-            "GET", r"^/v2/images/licenses$", status=200, times=1,
-            body={"data": [], "page": 2, "per_page": 200, "total_count": 450}))
+        sim.on_list_page(
+            "images",
+            1,
+            lambda s: s.add_fault(
+                "GET",
+                r"^/v2/images/licenses$",
+                status=200,
+                times=1,
+                body={"data": [], "page": 2, "per_page": 200, "total_count": 450},
+            ),
+        )
         first = syncd.sync("--media", "images")
         assert first.returncode == 1
         assert "total_count" in first.stderr
@@ -115,8 +138,13 @@ def test_a_page_cut_short_of_total_count_fails_the_stream_and_keeps_the_watermar
 
 
 def test_errors_in_a_200_list_body_fail_the_stream(syncd):
-    syncd.sim.add_fault("GET", r"^/v2/videos/licenses$", status=200, times=3, body={
-        "data": [], "errors": [{"message": "internal paging error"}]})
+    syncd.sim.add_fault(
+        "GET",
+        r"^/v2/videos/licenses$",
+        status=200,
+        times=3,
+        body={"data": [], "errors": [{"message": "internal paging error"}]},
+    )
     done = syncd.sync()
     assert done.returncode == 1
     assert "internal paging error" in done.stderr and "videos" in done.stderr
@@ -133,10 +161,16 @@ def test_an_overlong_media_id_fails_only_its_license(tmp_path):
 
 
 def test_api_error_text_echoing_the_token_is_never_stored_or_printed(syncd):
-    syncd.sim.add_fault("GET", r"^/v2/audio/licenses$", status=400, times=1,
-                        body={"message": f"bad request from Bearer {TOKEN}"})
-    syncd.sim.add_fault("POST", r"/downloads$", status=404, times=1,
-                        body={"message": f"no license for {TOKEN}"})
+    syncd.sim.add_fault(
+        "GET",
+        r"^/v2/audio/licenses$",
+        status=400,
+        times=1,
+        body={"message": f"bad request from Bearer {TOKEN}"},
+    )
+    syncd.sim.add_fault(
+        "POST", r"/downloads$", status=404, times=1, body={"message": f"no license for {TOKEN}"}
+    )
     done = syncd.sync("-v")
     assert done.returncode == 1
     status = syncd.run("status", "--json")
@@ -177,34 +211,39 @@ def test_a_killed_run_is_marked_killed_by_the_next(tmp_path):
 def test_a_dead_api_is_given_up_quickly_and_everything_stays_queued(syncd):
     import socket
 
-    with socket.socket() as probe:       # a loopback port where nothing listens
+    with socket.socket() as probe:  # a loopback port where nothing listens
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
     started = time.monotonic()
     done = syncd.sync(env={"SYNCD_API__BASE_URL": dead})
     assert done.returncode == 1
     assert time.monotonic() - started < 30
-    assert done.summary["api_requests"] == 2 * 3          # two streams tried, each 1 + 2 retries
-    lines = [l for l in done.stderr.splitlines() if l.startswith("syncd: stream")]
+    assert done.summary["api_requests"] == 2 * 3  # two streams tried, each 1 + 2 retries
+    lines = [line for line in done.stderr.splitlines() if line.startswith("syncd: stream")]
     assert len(lines) == 5
-    assert sum("not answering" in l for l in lines) == 3  # the other three not even sent
-    again = syncd.sync()                                  # the API is back
+    assert sum("not answering" in line for line in lines) == 3  # the other three not even sent
+    again = syncd.sync()  # the API is back
     assert again.returncode == 0 and again.summary["downloaded"] == 9
 
 
 def test_a_401_on_a_redownload_stops_the_run_at_once_with_exit_3(syncd):
-    syncd.sim.add_fault("POST", r"/downloads$", status=401, body={"message": "token revoked"},
-                        times=100)
+    syncd.sim.add_fault(
+        "POST", r"/downloads$", status=401, body={"message": "token revoked"}, times=100
+    )
     done = syncd.sync("--media", "images")
     assert done.returncode == 3
     assert "401" in done.stderr
-    assert len(syncd.sim.api_requests("POST")) <= 4       # what was in flight, nothing after
+    assert len(syncd.sim.api_requests("POST")) <= 4  # what was in flight, nothing after
     assert syncd.sim.download_requests() == []
 
 
 def test_a_plain_http_download_url_off_loopback_is_refused(tmp_path):
-    with Simulator(Catalog.example(), token=TOKEN,
-                   download_base="http://198.51.100.7:9", files_dir=tmp_path / "files") as sim:
+    with Simulator(
+        Catalog.example(),
+        token=TOKEN,
+        download_base="http://198.51.100.7:9",
+        files_dir=tmp_path / "files",
+    ) as sim:
         syncd = Syncd(tmp_path, sim)
         done = syncd.sync("--media", "audio")
         assert done.returncode == 1
@@ -220,8 +259,8 @@ def test_dry_run_changes_no_schema_and_reads_an_existing_ledger(syncd):
     before = syncd.db_path.read_bytes()
     dry = syncd.sync("--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert dry.summary["new_licenses"] == 11            # 10 never recorded + the new audio one
-    assert dry.stdout.count("would redownload") == 8    # 7 images/videos files + 1 audio
+    assert dry.summary["new_licenses"] == 11  # 10 never recorded + the new audio one
+    assert dry.stdout.count("would redownload") == 8  # 7 images/videos files + 1 audio
     with sqlite3.connect(syncd.db_path) as db:
         assert db.execute("select count(*) from licenses").fetchone() == (2,)
     assert syncd.db_path.read_bytes() == before
@@ -242,8 +281,9 @@ def test_dry_run_on_an_older_schema_asks_for_db_upgrade_and_changes_nothing(sync
 
 
 def test_one_asset_whose_redownloads_keep_failing_does_not_stop_the_rest(syncd):
-    syncd.sim.add_fault("POST", r"/licenses/(i4117504982|i5220931177)/downloads$", status=503,
-                        times=100)
+    syncd.sim.add_fault(
+        "POST", r"/licenses/(i4117504982|i5220931177)/downloads$", status=503, times=100
+    )
     done = syncd.sync()
     assert done.returncode == 1
     assert done.summary["failed"] == 2 and done.summary["downloaded"] == 8
@@ -260,8 +300,14 @@ def test_a_sidecar_that_cannot_be_written_at_the_end_is_exit_4(sim, tmp_path, mo
         raise StorageError(f"cannot store {key!r}: no space left on device")
 
     monkeypatch.setattr(FilesystemStorage, "put_bytes", refuse)
-    config = load(environ={"SYNCD_API__BASE_URL": sim.base_url, "SHUTTERSTOCK_API_TOKEN": TOKEN,
-                           "SYNCD_DATABASE__URL": f"sqlite:///{tmp_path / 's.db'}",
-                           "SYNCD_STORAGE__PATH": str(tmp_path / "dam")}, search=False)
+    config = load(
+        environ={
+            "SYNCD_API__BASE_URL": sim.base_url,
+            "SHUTTERSTOCK_API_TOKEN": TOKEN,
+            "SYNCD_DATABASE__URL": f"sqlite:///{tmp_path / 's.db'}",
+            "SYNCD_STORAGE__PATH": str(tmp_path / "dam"),
+        },
+        search=False,
+    )
     result = SyncRun(config, media=("audio",)).execute()
     assert result.exit_code == 4 and "no space left" in str(result.fatal)

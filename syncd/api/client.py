@@ -6,21 +6,28 @@ from __future__ import annotations
 import re
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import quote
 
 import requests
 import structlog
 
 from syncd.api.http import make_session, proxies_for
-from syncd.api.records import (LicensePage, MalformedResponse, decode_json, error_message,
-                               parse_download_url, parse_license_page)
+from syncd.api.records import (
+    LicensePage,
+    MalformedResponse,
+    decode_json,
+    error_message,
+    parse_download_url,
+    parse_license_page,
+)
 from syncd.api.retry import RETRIABLE_STATUS, RetryPolicy
 from syncd.errors import AuthError
 
 log = structlog.get_logger("syncd.api")
 
-GIVE_UP_AFTER = 2   # requests in a row that used up their retries
+GIVE_UP_AFTER = 2  # requests in a row that used up their retries
 
 
 class ApiError(Exception):
@@ -29,7 +36,7 @@ class ApiError(Exception):
     def __init__(self, message: str, status: int | None = None, unanswered: bool = False):
         super().__init__(message)
         self.status = status
-        self.unanswered = unanswered   # retries used up without any HTTP answer
+        self.unanswered = unanswered  # retries used up without any HTTP answer
 
 
 class Forbidden(ApiError):
@@ -41,9 +48,16 @@ class NotFound(ApiError):
 
 
 class ApiClient:
-    def __init__(self, base_url: str, token: str, *, policy: RetryPolicy | None = None,
-                 timeout_s: float = 60.0, pool_size: int = 4,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        policy: RetryPolicy | None = None,
+        timeout_s: float = 60.0,
+        pool_size: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.base_url = base_url.rstrip("/")
         self.policy = policy or RetryPolicy()
         self.timeout = (min(10.0, timeout_s), timeout_s)
@@ -82,8 +96,9 @@ class ApiClient:
 
     # --- the transport --------------------------------------------------------------------
 
-    def request(self, method: str, path: str, *, params: dict | None = None,
-                json_body: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, *, params: dict | None = None, json_body: Any = None
+    ) -> Any:
         """Sends one API request with the retry policy; returns the decoded JSON body. Once
         GIVE_UP_AFTER requests in a row have used up their retries without any answer at all
         (refused, reset, timed out), the API is taken to be unreachable for this run: later
@@ -108,8 +123,9 @@ class ApiClient:
             self._unanswered_in_a_row = 0
         return document
 
-    def _request_with_retries(self, what: str, method: str, path: str, params: dict | None,
-                              json_body: Any) -> Any:
+    def _request_with_retries(
+        self, what: str, method: str, path: str, params: dict | None, json_body: Any
+    ) -> Any:
         attempt = 0
         answered = False
         while True:
@@ -132,11 +148,19 @@ class ApiClient:
                         raise failure
                     retry_after = response.headers.get("Retry-After")
             if attempt >= self.policy.max_retries:
-                raise ApiError(f"{failure} (after {attempt + 1} attempts)", failure.status,
-                               unanswered=failure.status is None and not answered)
+                raise ApiError(
+                    f"{failure} (after {attempt + 1} attempts)",
+                    failure.status,
+                    unanswered=failure.status is None and not answered,
+                )
             delay = self.policy.wait_for(attempt, retry_after)
-            log.warning("request.retry", request=what, error=str(failure),
-                        attempt=attempt + 1, wait_s=round(delay, 2))
+            log.warning(
+                "request.retry",
+                request=what,
+                error=str(failure),
+                attempt=attempt + 1,
+                wait_s=round(delay, 2),
+            )
             self._sleep(delay)
             attempt += 1
 
@@ -144,9 +168,16 @@ class ApiClient:
         with self._lock:
             self.requests_sent += 1
         headers = {"Authorization": self._auth, "Accept": "application/json"}
-        return self._session.request(method, self.base_url + path, params=params, json=json_body,
-                                     headers=headers, timeout=self.timeout,
-                                     proxies=self._proxies, allow_redirects=False)
+        return self._session.request(
+            method,
+            self.base_url + path,
+            params=params,
+            json=json_body,
+            headers=headers,
+            timeout=self.timeout,
+            proxies=self._proxies,
+            allow_redirects=False,
+        )
 
     @staticmethod
     def _error_for(what: str, status: int, body: bytes) -> Exception:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-MAX_ID_LENGTH = 1024   # longer is no id; values over 128 characters fail their license
+MAX_ID_LENGTH = 1024  # longer is no id; values over 128 characters fail their license
 
 
 class MalformedResponse(ValueError):
@@ -55,8 +55,8 @@ def parse_time(value: Any) -> datetime:
     except ValueError:
         raise MalformedResponse(f"download_time {value!r} is not an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
 
 
 def _identifier(value: Any, what: str) -> str:
@@ -108,10 +108,16 @@ def parse_license(item: Any, media_type: str, media_key: str) -> LicenseRecord:
     if not isinstance(user, dict):
         raise MalformedResponse(f"license {license_id!r}: user is not an object")
     return LicenseRecord(
-        media_type=media_type, license_id=license_id, media_id=media_id, size=size,
-        format=file_format, license=license_name, download_time=parse_time(item.get("download_time")),
+        media_type=media_type,
+        license_id=license_id,
+        media_id=media_id,
+        size=size,
+        format=file_format,
+        license=license_name,
+        download_time=parse_time(item.get("download_time")),
         subscription_id=_optional_string(item, "subscription_id"),
-        username=_optional_string(user, "username"), is_downloadable=is_downloadable,
+        username=_optional_string(user, "username"),
+        is_downloadable=is_downloadable,
         metadata=metadata,
     )
 
@@ -140,8 +146,11 @@ def parse_license_page(document: Any, media_type: str, media_key: str) -> Licens
 
 
 def parse_download_url(document: Any) -> str:
-    if not isinstance(document, dict) or not isinstance(document.get("url"), str) \
-            or not document["url"]:
+    if (
+        not isinstance(document, dict)
+        or not isinstance(document.get("url"), str)
+        or not document["url"]
+    ):
         raise MalformedResponse("the redownload answer has no url")
     return document["url"]
 
@@ -162,8 +171,11 @@ def error_message(body: bytes) -> str:
     except (UnicodeDecodeError, json.JSONDecodeError):
         document = None
     if isinstance(document, dict) and isinstance(document.get("message"), str):
-        details = [e.get("message") for e in document.get("errors") or []
-                   if isinstance(e, dict) and isinstance(e.get("message"), str)]
+        details = [
+            e.get("message")
+            for e in document.get("errors") or []
+            if isinstance(e, dict) and isinstance(e.get("message"), str)
+        ]
         return "; ".join([document["message"], *details])[:300]
     text = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
     return f"non-JSON body {text!r}" if text else "empty body"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -20,7 +20,7 @@ class RetryPolicy:
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Exponential backoff with jitter for retry number ``attempt`` (0 = first retry):
         half the exponential step, plus up to as much again at random."""
-        step = min(self.cap_s, self.base_s * (2 ** attempt))
+        step = min(self.cap_s, self.base_s * (2**attempt))
         return step / 2 + (rng or random).uniform(0, step / 2)
 
     def wait_for(self, attempt: int, retry_after: str | None, now: datetime | None = None) -> float:
@@ -42,6 +42,6 @@ def parse_retry_after(value: str, now: datetime | None = None) -> float | None:
     if when is None:
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    now = now or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import make_url
-from sqlalchemy import exc
 from sqlalchemy.exc import ArgumentError
 
 from syncd.errors import ConfigError, SyncdError
@@ -32,18 +31,23 @@ def check_url(url: str) -> None:
         raise ConfigError("database.url", "is not a SQLAlchemy URL") from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
-            "database.url", f"backend {parsed.get_backend_name()!r} is not supported "
-            "(sqlite or postgresql)"
+            "database.url",
+            f"backend {parsed.get_backend_name()!r} is not supported (sqlite or postgresql)",
         )
     if parsed.get_backend_name() == "postgresql" and parsed.drivername not in (
-        "postgresql", "postgresql+psycopg"
+        "postgresql",
+        "postgresql+psycopg",
     ):
         raise ConfigError("database.url", "use the psycopg 3 driver: postgresql+psycopg://...")
 
 
 def sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not parsed.database
+        or parsed.database == ":memory:"
+    ):
         return None
     return Path(parsed.database)
 
@@ -51,14 +55,15 @@ def sqlite_path(url: str) -> Path | None:
 def connect(url: str) -> Engine:
     check_url(url)
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     path = sqlite_path(url)
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise DatabaseError(f"cannot create the folder of {str(path)!r}: "
-                                f"{exc.strerror or exc}") from None
+            raise DatabaseError(
+                f"cannot create the folder of {str(path)!r}: {exc.strerror or exc}"
+            ) from None
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
@@ -98,7 +103,7 @@ def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as connection:
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except exc.DatabaseError:   # no such table yet
+    except exc.DatabaseError:  # no such table yet
         return None
 
 

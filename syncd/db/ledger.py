@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Iterable
+from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, func, select, tuple_
 from sqlalchemy.orm import Session
@@ -20,11 +20,11 @@ QUEUED = (PENDING, FAILED)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def naive_utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 # --- stream state -----------------------------------------------------------------------------
@@ -41,8 +41,7 @@ def stream_state(session: Session, stream: str, team_history: bool) -> StreamSta
 def watermark_of(state: StreamState) -> Watermark | None:
     if state.watermark_license_id is None or state.watermark_time is None:
         return None
-    return Watermark(state.watermark_license_id,
-                     state.watermark_time.replace(tzinfo=timezone.utc))
+    return Watermark(state.watermark_license_id, state.watermark_time.replace(tzinfo=UTC))
 
 
 # --- licenses ---------------------------------------------------------------------------------
@@ -52,8 +51,11 @@ def known_license_ids(session: Session, media_type: str, ids: Iterable[str]) -> 
     ids = list(ids)
     if not ids:
         return set()
-    rows = session.scalars(select(License.license_id).where(
-        License.media_type == media_type, License.license_id.in_(ids)))
+    rows = session.scalars(
+        select(License.license_id).where(
+            License.media_type == media_type, License.license_id.in_(ids)
+        )
+    )
     return set(rows)
 
 
@@ -71,34 +73,53 @@ def record_licenses(session: Session, licenses: list[LicenseRecord]) -> list[Lic
             continue
         known.add(lic.license_id)
         new.append(lic)
-        session.add(License(
-            media_type=lic.media_type, license_id=lic.license_id, media_id=lic.media_id,
-            size=lic.size, format=lic.format, license=lic.license,
-            download_time=naive_utc(lic.download_time), subscription_id=lic.subscription_id,
-            username=lic.username, is_downloadable=lic.is_downloadable,
-            license_metadata=lic.metadata, status=PENDING, attempts=0,
-            first_seen_at=now, updated_at=now,
-        ))
+        session.add(
+            License(
+                media_type=lic.media_type,
+                license_id=lic.license_id,
+                media_id=lic.media_id,
+                size=lic.size,
+                format=lic.format,
+                license=lic.license,
+                download_time=naive_utc(lic.download_time),
+                subscription_id=lic.subscription_id,
+                username=lic.username,
+                is_downloadable=lic.is_downloadable,
+                license_metadata=lic.metadata,
+                status=PENDING,
+                attempts=0,
+                first_seen_at=now,
+                updated_at=now,
+            )
+        )
         mark_sidecar_dirty(session, lic.media_type, lic.media_id)
     return new
 
 
 def queued_licenses(session: Session, media_types: Iterable[str]) -> list[License]:
     """Every license still to handle (new, or pending or failed from earlier runs)."""
-    return list(session.scalars(
-        select(License).where(License.media_type.in_(list(media_types)),
-                              License.status.in_(QUEUED))
-        .order_by(License.media_type, License.download_time.desc())
-    ))
+    return list(
+        session.scalars(
+            select(License)
+            .where(License.media_type.in_(list(media_types)), License.status.in_(QUEUED))
+            .order_by(License.media_type, License.download_time.desc())
+        )
+    )
 
 
 def as_record(row: License) -> LicenseRecord:
     return LicenseRecord(
-        media_type=row.media_type, license_id=row.license_id, media_id=row.media_id,
-        size=row.size, format=row.format, license=row.license,
-        download_time=row.download_time.replace(tzinfo=timezone.utc),
-        subscription_id=row.subscription_id, username=row.username,
-        is_downloadable=row.is_downloadable, metadata=row.license_metadata or {},
+        media_type=row.media_type,
+        license_id=row.license_id,
+        media_id=row.media_id,
+        size=row.size,
+        format=row.format,
+        license=row.license,
+        download_time=row.download_time.replace(tzinfo=UTC),
+        subscription_id=row.subscription_id,
+        username=row.username,
+        is_downloadable=row.is_downloadable,
+        metadata=row.license_metadata or {},
     )
 
 
@@ -112,16 +133,37 @@ class Outcomes:
     files: list[dict] = field(default_factory=list)
     sidecars: list[dict] = field(default_factory=list)
 
-    def license(self, media_type: str, license_id: str, status: str, reason: str | None,
-                file_key: str | None = None) -> None:
-        self.licenses.append({"b_type": media_type, "b_id": license_id, "b_status": status,
-                              "b_reason": redact(reason) if reason else None, "b_key": file_key,
-                              "b_now": utcnow()})
+    def license(
+        self,
+        media_type: str,
+        license_id: str,
+        status: str,
+        reason: str | None,
+        file_key: str | None = None,
+    ) -> None:
+        self.licenses.append(
+            {
+                "b_type": media_type,
+                "b_id": license_id,
+                "b_status": status,
+                "b_reason": redact(reason) if reason else None,
+                "b_key": file_key,
+                "b_now": utcnow(),
+            }
+        )
 
-    def file(self, media_type: str, media_id: str, size: str, key: str, size_bytes: int,
-             sha256: str) -> StoredFile:
-        values = dict(key=key, media_type=media_type, media_id=media_id, size=size,
-                      size_bytes=size_bytes, sha256=sha256, stored_at=utcnow())
+    def file(
+        self, media_type: str, media_id: str, size: str, key: str, size_bytes: int, sha256: str
+    ) -> StoredFile:
+        values = dict(
+            key=key,
+            media_type=media_type,
+            media_id=media_id,
+            size=size,
+            size_bytes=size_bytes,
+            sha256=sha256,
+            stored_at=utcnow(),
+        )
         self.files.append(values)
         return StoredFile(**values)
 
@@ -132,23 +174,42 @@ class Outcomes:
         connection = session.connection()
         if self.files:
             files = StoredFile.__table__
-            connection.execute(files.delete().where(
-                (files.c.key == bindparam("key"))
-                | ((files.c.media_type == bindparam("media_type"))
-                   & (files.c.media_id == bindparam("media_id"))
-                   & (files.c.size == bindparam("size")))), self.files)
+            connection.execute(
+                files.delete().where(
+                    (files.c.key == bindparam("key"))
+                    | (
+                        (files.c.media_type == bindparam("media_type"))
+                        & (files.c.media_id == bindparam("media_id"))
+                        & (files.c.size == bindparam("size"))
+                    )
+                ),
+                self.files,
+            )
             connection.execute(files.insert(), self.files)
-            self._set_sidecars(connection, [{"b_type": f["media_type"], "b_id": f["media_id"],
-                                             "b_sha": None} for f in self.files])
+            self._set_sidecars(
+                connection,
+                [
+                    {"b_type": f["media_type"], "b_id": f["media_id"], "b_sha": None}
+                    for f in self.files
+                ],
+            )
         if self.licenses:
             licenses = License.__table__
-            connection.execute(licenses.update().where(
-                (licenses.c.media_type == bindparam("b_type"))
-                & (licenses.c.license_id == bindparam("b_id"))).values(
-                status=bindparam("b_status"), reason=bindparam("b_reason"),
-                file_key=func.coalesce(bindparam("b_key"), licenses.c.file_key),
-                attempts=licenses.c.attempts + 1, updated_at=bindparam("b_now")),
-                self.licenses)
+            connection.execute(
+                licenses.update()
+                .where(
+                    (licenses.c.media_type == bindparam("b_type"))
+                    & (licenses.c.license_id == bindparam("b_id"))
+                )
+                .values(
+                    status=bindparam("b_status"),
+                    reason=bindparam("b_reason"),
+                    file_key=func.coalesce(bindparam("b_key"), licenses.c.file_key),
+                    attempts=licenses.c.attempts + 1,
+                    updated_at=bindparam("b_now"),
+                ),
+                self.licenses,
+            )
         if self.sidecars:
             self._set_sidecars(connection, self.sidecars)
         self.licenses, self.files, self.sidecars = [], [], []
@@ -156,10 +217,15 @@ class Outcomes:
     @staticmethod
     def _set_sidecars(connection, rows: list[dict]) -> None:
         assets = Asset.__table__
-        connection.execute(assets.update().where(
-            (assets.c.media_type == bindparam("b_type"))
-            & (assets.c.media_id == bindparam("b_id"))).values(
-            sidecar_sha256=bindparam("b_sha")), rows)
+        connection.execute(
+            assets.update()
+            .where(
+                (assets.c.media_type == bindparam("b_type"))
+                & (assets.c.media_id == bindparam("b_id"))
+            )
+            .values(sidecar_sha256=bindparam("b_sha")),
+            rows,
+        )
 
 
 # --- files and assets -------------------------------------------------------------------------
@@ -167,7 +233,7 @@ class Outcomes:
 
 def _in_chunks(items: list, size: int = 400):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def assets_with_rows(session: Session, assets: Iterable[tuple[str, str]]):
@@ -177,16 +243,21 @@ def assets_with_rows(session: Session, assets: Iterable[tuple[str, str]]):
     licenses: dict[tuple[str, str], list[License]] = {a: [] for a in assets}
     files: dict[tuple[str, str], list[StoredFile]] = {a: [] for a in assets}
     for chunk in _in_chunks(assets):
-        for asset in session.scalars(select(Asset).where(
-                tuple_(Asset.media_type, Asset.media_id).in_(chunk))):
+        for asset in session.scalars(
+            select(Asset).where(tuple_(Asset.media_type, Asset.media_id).in_(chunk))
+        ):
             rows[(asset.media_type, asset.media_id)] = asset
-        for lic in session.scalars(select(License).where(
-                tuple_(License.media_type, License.media_id).in_(chunk))
-                .order_by(License.download_time, License.license_id)):
+        for lic in session.scalars(
+            select(License)
+            .where(tuple_(License.media_type, License.media_id).in_(chunk))
+            .order_by(License.download_time, License.license_id)
+        ):
             licenses[(lic.media_type, lic.media_id)].append(lic)
-        for f in session.scalars(select(StoredFile).where(
-                tuple_(StoredFile.media_type, StoredFile.media_id).in_(chunk))
-                .order_by(StoredFile.key)):
+        for f in session.scalars(
+            select(StoredFile)
+            .where(tuple_(StoredFile.media_type, StoredFile.media_id).in_(chunk))
+            .order_by(StoredFile.key)
+        ):
             files[(f.media_type, f.media_id)].append(f)
     return rows, licenses, files
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from syncd.simulator.answers import Answer, error_answer, json_answer
 from syncd.simulator.catalog import ACCOUNT_USER, KINDS, Catalog, License
@@ -121,7 +121,7 @@ class _Args:
             value = datetime.fromisoformat(raw)
         except ValueError:
             raise BadRequest(name, f"{name} must be an ISO 8601 date-time, not {raw!r}") from None
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def license_page(catalog: Catalog, stream: str, query: ListQuery) -> dict:
@@ -131,7 +131,7 @@ def license_page(catalog: Catalog, stream: str, query: ListQuery) -> dict:
         matching.reverse()
     first = (query.page - 1) * query.per_page
     return {
-        "data": [lic.to_api() for lic in matching[first:first + query.per_page]],
+        "data": [lic.to_api() for lic in matching[first : first + query.per_page]],
         "page": query.page,
         "per_page": query.per_page,
         "total_count": len(matching),
@@ -139,7 +139,11 @@ def license_page(catalog: Catalog, stream: str, query: ListQuery) -> dict:
 
 
 def redownload(
-    catalog: Catalog, links: DownloadLinks, own_base_url: str, stream: str, license_id: str,
+    catalog: Catalog,
+    links: DownloadLinks,
+    own_base_url: str,
+    stream: str,
+    license_id: str,
     body: bytes,
 ) -> Answer:
     """`POST /v2/{stream}/licenses/{license_id}/downloads`: a fresh download URL."""

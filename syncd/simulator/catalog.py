@@ -7,7 +7,7 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 ACCOUNT_USER = "jsmith"
 """The user the simulator's token belongs to: `team_history=false` lists only theirs."""
@@ -30,23 +30,45 @@ class StreamKind:
 STREAMS = ("images", "videos", "audio", "editorial/images", "editorial/videos")
 KINDS = {
     "images": StreamKind(
-        "image", "i", ("huge", "medium", "small", "supersize", "vector"), ("standard", "enhanced"),
-        ".jpg", ("small", "medium", "huge", "supersize", "vector"),
+        "image",
+        "i",
+        ("huge", "medium", "small", "supersize", "vector"),
+        ("standard", "enhanced"),
+        ".jpg",
+        ("small", "medium", "huge", "supersize", "vector"),
     ),
     "videos": StreamKind(
-        "video", "v", ("hd", "sd", "4k", "web"), ("footage_standard", "footage_premier"),
-        ".mov", ("web", "sd", "hd", "4k"), url_prefix="shutterstock_v",
+        "video",
+        "v",
+        ("hd", "sd", "4k", "web"),
+        ("footage_standard", "footage_premier"),
+        ".mov",
+        ("web", "sd", "hd", "4k"),
+        url_prefix="shutterstock_v",
     ),
     "audio": StreamKind(
-        "audio", "a", (ORIGINAL,), ("audio_platform", "premier_music_basic"), ".mp3", (),
+        "audio",
+        "a",
+        (ORIGINAL,),
+        ("audio_platform", "premier_music_basic"),
+        ".mp3",
+        (),
     ),
     "editorial/images": StreamKind(
-        "image", "e", (ORIGINAL,), ("premier_editorial_all_digital", "premier_editorial_all_media"),
-        ".jpg", None,
+        "image",
+        "e",
+        (ORIGINAL,),
+        ("premier_editorial_all_digital", "premier_editorial_all_media"),
+        ".jpg",
+        None,
     ),
     "editorial/videos": StreamKind(
-        "video", "e", (ORIGINAL,), ("premier_editorial_all_media", "premier_editorial_all_digital"),
-        ".mov", None,
+        "video",
+        "e",
+        (ORIGINAL,),
+        ("premier_editorial_all_media", "premier_editorial_all_digital"),
+        ".mov",
+        None,
     ),
 }
 
@@ -109,7 +131,7 @@ class License:
 FileSizes = Sequence[int] | Callable[[str, int], int]
 """Byte sizes of generated files: cycled in order, or called with (stream, file index)."""
 
-_FIRST_TIME = datetime(2016, 1, 4, 14, 0, tzinfo=timezone.utc)
+_FIRST_TIME = datetime(2016, 1, 4, 14, 0, tzinfo=UTC)
 _EASTERN = timezone(timedelta(hours=-4))
 
 
@@ -217,7 +239,7 @@ class Catalog:
         `2020-12-18T02:22:56.000Z`."""
         if self._rng.random() < 0.5:
             return time.astimezone(_EASTERN).isoformat(timespec="seconds")
-        return time.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        return time.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
     def _new_license_id(self, kind: StreamKind) -> str:
         while True:
@@ -247,35 +269,109 @@ class Catalog:
         """CONTRACT section 2's example: 12 licenses, 9 files to fetch by 9 redownloads."""
         catalog = cls(seed=2016)
         add = catalog.add
-        add("images", license_id="i4117504982", media_id="59656357", size="huge",
-            download_time="2016-10-03T15:58:18-04:00", metadata={"purchase_order": "PO-17"},
-            file_size=493_811)
-        add("images", license_id="i4190467223", media_id="59656357", size="medium",
-            download_time="2016-10-03T16:01:12-04:00", file_size=141_356)
-        add("images", license_id="i4388120097", media_id="1079756147", size="vector",
-            license="enhanced", download_time="2016-11-21T10:12:40-05:00", file_size=87_215)
-        add("images", license_id="i4511296408", media_id="114350371", size="small",
-            download_time="2016-12-01T08:45:00.000Z", file_size=24_576)
-        add("images", license_id="i5220931177", media_id="59656357", size="huge",
-            download_time="2017-02-14T09:30:00.000Z", is_downloadable=None)
-        add("images", license_id="i5302216985", media_id="135658703", size="huge",
-            download_time="2017-03-02T17:05:09-05:00", is_downloadable=False, file_size=612_004)
-        add("videos", license_id="v2604117935", media_id="2140697", size="sd",
-            license="footage_standard", download_time="2018-05-14T11:20:31-04:00",
-            metadata={"client": "Company A", "job": "Spring campaign"}, file_size=1_048_576)
-        add("videos", license_id="v2711930286", media_id="3965881", size="hd",
-            download_time="2018-06-02T22:10:05.000Z", file_size=786_431)
-        add("videos", license_id="v2893310764", media_id="5613314", size="4k",
-            license="footage_premier", download_time="2019-01-09T09:00:00-05:00",
-            file_size=934_120)
-        add("audio", license_id="a1193046520", media_id="591623",
-            download_time="2019-07-30T13:45:12-04:00", file_size=402_113)
-        add("audio", license_id="a1230587731", media_id="442583",
-            download_time="2020-02-11T07:03:59.000Z", file_size=288_760)
-        add("editorial/images", license_id="e3f0c2a9d1b84e6a9c7d5b3a1f2e4d6c8b",
-            media_id="9804979n", omit_size=True, license="premier_editorial_all_digital",
-            download_time="2020-12-18T02:22:56.000Z", subscription_id="s9012345",
-            is_downloadable=False, file_size=153_600)
+        add(
+            "images",
+            license_id="i4117504982",
+            media_id="59656357",
+            size="huge",
+            download_time="2016-10-03T15:58:18-04:00",
+            metadata={"purchase_order": "PO-17"},
+            file_size=493_811,
+        )
+        add(
+            "images",
+            license_id="i4190467223",
+            media_id="59656357",
+            size="medium",
+            download_time="2016-10-03T16:01:12-04:00",
+            file_size=141_356,
+        )
+        add(
+            "images",
+            license_id="i4388120097",
+            media_id="1079756147",
+            size="vector",
+            license="enhanced",
+            download_time="2016-11-21T10:12:40-05:00",
+            file_size=87_215,
+        )
+        add(
+            "images",
+            license_id="i4511296408",
+            media_id="114350371",
+            size="small",
+            download_time="2016-12-01T08:45:00.000Z",
+            file_size=24_576,
+        )
+        add(
+            "images",
+            license_id="i5220931177",
+            media_id="59656357",
+            size="huge",
+            download_time="2017-02-14T09:30:00.000Z",
+            is_downloadable=None,
+        )
+        add(
+            "images",
+            license_id="i5302216985",
+            media_id="135658703",
+            size="huge",
+            download_time="2017-03-02T17:05:09-05:00",
+            is_downloadable=False,
+            file_size=612_004,
+        )
+        add(
+            "videos",
+            license_id="v2604117935",
+            media_id="2140697",
+            size="sd",
+            license="footage_standard",
+            download_time="2018-05-14T11:20:31-04:00",
+            metadata={"client": "Company A", "job": "Spring campaign"},
+            file_size=1_048_576,
+        )
+        add(
+            "videos",
+            license_id="v2711930286",
+            media_id="3965881",
+            size="hd",
+            download_time="2018-06-02T22:10:05.000Z",
+            file_size=786_431,
+        )
+        add(
+            "videos",
+            license_id="v2893310764",
+            media_id="5613314",
+            size="4k",
+            license="footage_premier",
+            download_time="2019-01-09T09:00:00-05:00",
+            file_size=934_120,
+        )
+        add(
+            "audio",
+            license_id="a1193046520",
+            media_id="591623",
+            download_time="2019-07-30T13:45:12-04:00",
+            file_size=402_113,
+        )
+        add(
+            "audio",
+            license_id="a1230587731",
+            media_id="442583",
+            download_time="2020-02-11T07:03:59.000Z",
+            file_size=288_760,
+        )
+        add(
+            "editorial/images",
+            license_id="e3f0c2a9d1b84e6a9c7d5b3a1f2e4d6c8b",
+            media_id="9804979n",
+            omit_size=True,
+            license="premier_editorial_all_digital",
+            download_time="2020-12-18T02:22:56.000Z",
+            subscription_id="s9012345",
+            is_downloadable=False,
+            file_size=153_600,
+        )
         return catalog
 
     @classmethod
@@ -293,8 +389,14 @@ class Catalog:
         downloadable, some without `is_downloadable`, half by `team_users` when given."""
         catalog = cls(seed=seed)
         counts = {stream: 50 for stream in STREAMS} if counts is None else counts
-        _Generator(catalog, random.Random(seed), sizes, twin_ratio, not_downloadable_ratio,
-                   tuple(team_users)).run(counts)
+        _Generator(
+            catalog,
+            random.Random(seed),
+            sizes,
+            twin_ratio,
+            not_downloadable_ratio,
+            tuple(team_users),
+        ).run(counts)
         return catalog
 
 

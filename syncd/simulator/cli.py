@@ -16,34 +16,73 @@ DEFAULT_HOST = "127.0.0.1"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help=f"address to listen on (default {DEFAULT_HOST}); "
-                        "any other than loopback lets other machines use it")
-    parser.add_argument("--port", type=_count, default=8080, help="port; 0 picks a free one "
-                        "(default 8080)")
-    parser.add_argument("--seed", type=int, help="generate the licenses from this seed "
-                        "(default: the built-in example of 12 licenses)")
-    parser.add_argument("--licenses", type=_count, metavar="N",
-                        help="with --seed: licenses per stream (default 50)")
-    parser.add_argument("--file-size", type=_count, metavar="BYTES",
-                        help="with --seed: the size of every file (default 20 KB to 1 MB)")
-    parser.add_argument("--token", default="demo-token", help="the bearer token to accept "
-                        "(default demo-token)")
-    parser.add_argument("--url-ttl", type=float, default=8 * 3600, metavar="SECONDS",
-                        help="how long download URLs stay valid (default 8 hours)")
-    parser.add_argument("--download-base", metavar="URL",
-                        help="base of the download URLs (default: this simulator)")
-    parser.add_argument("--files-dir", metavar="DIR", help="with --download-base: write every "
-                        "file into DIR as <stream>/<id>/<size><ext> and hand out URLs into "
-                        "--download-base, for a web server that serves DIR")
+    parser.add_argument(
+        "--host",
+        help=f"address to listen on (default {DEFAULT_HOST}); "
+        "any other than loopback lets other machines use it",
+    )
+    parser.add_argument(
+        "--port", type=_count, default=8080, help="port; 0 picks a free one (default 8080)"
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        help="generate the licenses from this seed (default: the built-in example of 12 licenses)",
+    )
+    parser.add_argument(
+        "--licenses", type=_count, metavar="N", help="with --seed: licenses per stream (default 50)"
+    )
+    parser.add_argument(
+        "--file-size",
+        type=_count,
+        metavar="BYTES",
+        help="with --seed: the size of every file (default 20 KB to 1 MB)",
+    )
+    parser.add_argument(
+        "--token", default="demo-token", help="the bearer token to accept (default demo-token)"
+    )
+    parser.add_argument(
+        "--url-ttl",
+        type=float,
+        default=8 * 3600,
+        metavar="SECONDS",
+        help="how long download URLs stay valid (default 8 hours)",
+    )
+    parser.add_argument(
+        "--download-base", metavar="URL", help="base of the download URLs (default: this simulator)"
+    )
+    parser.add_argument(
+        "--files-dir",
+        metavar="DIR",
+        help="with --download-base: write every "
+        "file into DIR as <stream>/<id>/<size><ext> and hand out URLs into "
+        "--download-base, for a web server that serves DIR",
+    )
     faults = parser.add_argument_group("faults, at random from --seed")
-    faults.add_argument("--fail-rate", type=_fraction, default=0.0, metavar="F",
-                        help="fraction of API requests answered 500")
-    faults.add_argument("--rate-limit-rate", type=_fraction, default=0.0, metavar="F",
-                        help="fraction of API requests answered 429 with Retry-After: 1")
-    faults.add_argument("--reset-rate", type=_fraction, default=0.0, metavar="F",
-                        help="fraction of downloads reset half-way through the body")
-    faults.add_argument("--latency-ms", type=_count, default=0, metavar="N",
-                        help="delay added to every API request")
+    faults.add_argument(
+        "--fail-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="fraction of API requests answered 500",
+    )
+    faults.add_argument(
+        "--rate-limit-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="fraction of API requests answered 429 with Retry-After: 1",
+    )
+    faults.add_argument(
+        "--reset-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="fraction of downloads reset half-way through the body",
+    )
+    faults.add_argument(
+        "--latency-ms", type=_count, default=0, metavar="N", help="delay added to every API request"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -52,19 +91,30 @@ def run(args: argparse.Namespace) -> int:
         print(f"syncd simulator: {problem}", file=sys.stderr)
         return 2
     if args.host and not is_loopback(args.host):
-        print(f"syncd simulator: warning: listening on {args.host}, not loopback: anyone who "
-              "can reach it can use it", file=sys.stderr)
+        print(
+            f"syncd simulator: warning: listening on {args.host}, not loopback: anyone who "
+            "can reach it can use it",
+            file=sys.stderr,
+        )
     simulator = Simulator(
-        _catalog(args), token=args.token, host=args.host or DEFAULT_HOST, port=args.port,
-        url_ttl_s=args.url_ttl, download_base=args.download_base, files_dir=args.files_dir,
+        _catalog(args),
+        token=args.token,
+        host=args.host or DEFAULT_HOST,
+        port=args.port,
+        url_ttl_s=args.url_ttl,
+        download_base=args.download_base,
+        files_dir=args.files_dir,
         random_faults=_random_faults(args),
     )
     with _until_signalled() as stopped:
         try:
             simulator.start()
         except OSError as error:
-            print(f"syncd simulator: cannot listen on {args.host or DEFAULT_HOST}:{args.port}: "
-                  f"{error.strerror or error}", file=sys.stderr)
+            print(
+                f"syncd simulator: cannot listen on {args.host or DEFAULT_HOST}:{args.port}: "
+                f"{error.strerror or error}",
+                file=sys.stderr,
+            )
             return 1
         try:
             print(f"simulator listening on {simulator.base_url} (token: {args.token})", flush=True)
@@ -87,8 +137,9 @@ def _catalog(args: argparse.Namespace) -> Catalog:
         return Catalog.example()
     per_stream = 50 if args.licenses is None else args.licenses
     sizes = None if args.file_size is None else [args.file_size]
-    return Catalog.generate(args.seed, counts={stream: per_stream for stream in STREAMS},
-                            sizes=sizes)
+    return Catalog.generate(
+        args.seed, counts={stream: per_stream for stream in STREAMS}, sizes=sizes
+    )
 
 
 def _random_faults(args: argparse.Namespace) -> RandomFaults | None:
@@ -105,8 +156,9 @@ class _until_signalled:
 
     def __enter__(self) -> threading.Event:
         self._event = threading.Event()
-        self._previous = {sig: signal.signal(sig, lambda *_: self._event.set())
-                          for sig in self.SIGNALS}
+        self._previous = {
+            sig: signal.signal(sig, lambda *_: self._event.set()) for sig in self.SIGNALS
+        }
         return self._event
 
     def __exit__(self, *exc_info) -> None:

@@ -24,7 +24,7 @@ def chunks(key: FileKey, size: int, start: int = 0, end: int | None = None) -> I
     for index in range(start // CHUNK, (end + CHUNK - 1) // CHUNK):
         chunk = _chunk(seed, index)
         offset = index * CHUNK
-        yield chunk[max(start - offset, 0):min(end - offset, CHUNK)]
+        yield chunk[max(start - offset, 0) : min(end - offset, CHUNK)]
 
 
 def _seed(key: FileKey) -> bytes:

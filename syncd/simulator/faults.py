@@ -56,8 +56,16 @@ class FaultPlan:
         self._faults: list[Fault] = []
 
     def add(
-        self, method: str, path_regex: str, *, status: int | None, body, content_type: str,
-        headers: dict[str, str] | None, times: int, action: str | None,
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int | None,
+        body,
+        content_type: str,
+        headers: dict[str, str] | None,
+        times: int,
+        action: str | None,
     ) -> None:
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
@@ -65,8 +73,16 @@ class FaultPlan:
             raise ValueError("a fault without an action needs a status")
         if times < 1:
             raise ValueError(f"times must be 1 or more, not {times}")
-        fault = Fault(method.upper(), re.compile(path_regex), status, body, content_type,
-                      dict(headers or {}), action, times)
+        fault = Fault(
+            method.upper(),
+            re.compile(path_regex),
+            status,
+            body,
+            content_type,
+            dict(headers or {}),
+            action,
+            times,
+        )
         with self._lock:
             self._faults.append(fault)
 

@@ -66,8 +66,9 @@ class Simulator:
         self.token = token
         self.host = host
         self.port = port
-        self._links = DownloadLinks(url_ttl_s, clock, download_base,
-                                    Path(files_dir) if files_dir is not None else None)
+        self._links = DownloadLinks(
+            url_ttl_s, clock, download_base, Path(files_dir) if files_dir is not None else None
+        )
         self._random_faults = random_faults
         self._faults = FaultPlan()
         self._content = ContentStore()
@@ -84,8 +85,12 @@ class Simulator:
             for lic in self.catalog.history(stream):
                 self._publish(lic)
         self._server = _Server((self.host, self.port), self)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="simulator",
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            name="simulator",
+            kwargs={"poll_interval": 0.02},
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -122,7 +127,8 @@ class Simulator:
         self, method: str | None = None, path: str | None = None
     ) -> list[RequestRecord]:
         return [
-            record for record in self.requests
+            record
+            for record in self.requests
             if record.path.startswith("/v2")
             and (method is None or record.method == method.upper())
             and path in (None, record.path)
@@ -151,8 +157,14 @@ class Simulator:
     ) -> dict:
         """A new license at the head of `stream` (see `Catalog.add` for `details`); returns
         the item as the license list shows it."""
-        lic = self.catalog.add(stream, media_id=media_id, size=size,
-                               is_downloadable=is_downloadable, username=username, **details)
+        lic = self.catalog.add(
+            stream,
+            media_id=media_id,
+            size=size,
+            is_downloadable=is_downloadable,
+            username=username,
+            **details,
+        )
         self._publish(lic)
         return lic.to_api()
 
@@ -179,8 +191,16 @@ class Simulator:
         (`re.search`) with `status` and `body`, or with `action`: `reset` (close the
         connection unanswered), `truncate` (full headers, half the body, then reset), `html`
         (`status`, default 502, with an HTML page), `badjson` (200 with broken JSON)."""
-        self._faults.add(method, path_regex, status=status, body=body, content_type=content_type,
-                         headers=headers, times=times, action=action)
+        self._faults.add(
+            method,
+            path_regex,
+            status=status,
+            body=body,
+            content_type=content_type,
+            headers=headers,
+            times=times,
+            action=action,
+        )
 
     # -- the files served ------------------------------------------------------------------
 
@@ -234,8 +254,14 @@ class Simulator:
             return self._license_list(listing[1], request)
         download = _REDOWNLOAD.fullmatch(request.path)
         if download and request.method == "POST":
-            return redownload(self.catalog, self._links, self.base_url, download[1],
-                              unquote(download[2]), request.body)
+            return redownload(
+                self.catalog,
+                self._links,
+                self.base_url,
+                download[1],
+                unquote(download[2]),
+                request.body,
+            )
         return error_answer(404, f"Not found: {request.method} {request.path}")
 
     def _authorized(self, request: Request) -> bool:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Iterator
 
 
 class ObjectWriter(ABC):
@@ -23,7 +23,7 @@ class ObjectWriter(ABC):
     @abstractmethod
     def abort(self) -> None: ...
 
-    def __enter__(self) -> "ObjectWriter":
+    def __enter__(self) -> ObjectWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -9,10 +9,9 @@ import os
 import shutil
 import threading
 import uuid
-from pathlib import Path
-from typing import Iterator
-
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from syncd.errors import StorageBusy, StorageError
 from syncd.storage.base import ObjectWriter, Storage
@@ -43,7 +42,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 class FilesystemWriter(ObjectWriter):
-    def __init__(self, storage: "FilesystemStorage", key: str, direct: bool = False):
+    def __init__(self, storage: FilesystemStorage, key: str, direct: bool = False):
         super().__init__(key)
         self._storage = storage
         self._partial = storage.partial_dir / f"{uuid.uuid4().hex}.part"
@@ -52,11 +51,12 @@ class FilesystemWriter(ObjectWriter):
         try:
             try:
                 self._fd: int | None = os.open(
-                    self._partial, flags | (os.O_DIRECT if self._direct else 0), 0o644)
+                    self._partial, flags | (os.O_DIRECT if self._direct else 0), 0o644
+                )
             except OSError as exc:
                 if not self._direct or exc.errno != errno.EINVAL:
                     raise
-                self._direct = False            # the filesystem has no O_DIRECT
+                self._direct = False  # the filesystem has no O_DIRECT
                 self._fd = os.open(self._partial, flags, 0o644)
         except OSError as exc:
             raise _storage_error("create", self._partial, exc) from None
@@ -132,7 +132,7 @@ class FilesystemStorage(Storage):
             try:
                 _fsync_dir(pending[0])
             except OSError as exc:
-                self.unsynced(set(pending))        # tried again by the next sync()
+                self.unsynced(set(pending))  # tried again by the next sync()
                 raise _storage_error("sync", pending[0], exc) from None
             pending.pop(0)
 
@@ -149,8 +149,9 @@ class FilesystemStorage(Storage):
             raise _storage_error("write to", self.root, exc) from None
 
     def writer(self, key: str, size_hint: int | None = None) -> ObjectWriter:
-        return FilesystemWriter(self, key,
-                                direct=size_hint is not None and size_hint >= DIRECT_MIN_BYTES)
+        return FilesystemWriter(
+            self, key, direct=size_hint is not None and size_hint >= DIRECT_MIN_BYTES
+        )
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self.writer(key) as writer:
@@ -182,8 +183,10 @@ class FilesystemStorage(Storage):
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise StorageBusy(f"another syncd run is using {str(self.root)!r} (it holds "
-                                  f"{LOCK_FILE}); nothing was done, try again when it ends") from None
+                raise StorageBusy(
+                    f"another syncd run is using {str(self.root)!r} (it holds "
+                    f"{LOCK_FILE}); nothing was done, try again when it ends"
+                ) from None
             yield
         finally:
             os.close(fd)

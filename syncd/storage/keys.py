@@ -25,7 +25,9 @@ class UnsafeValue(ValueError):
 def check_value(name: str, value: object) -> str:
     """Letters, digits, ``_`` and ``-`` only: no separators, no dots, no traversal."""
     if not isinstance(value, str) or not _SAFE.fullmatch(value):
-        raise UnsafeValue(f"{name} {value!r} is not a safe key part (letters, digits, _ and - only)")
+        raise UnsafeValue(
+            f"{name} {value!r} is not a safe key part (letters, digits, _ and - only)"
+        )
     return value
 
 
@@ -53,9 +55,7 @@ def check_template(template: str) -> None:
         if name is None:
             continue
         if name not in PLACEHOLDERS:
-            raise ValueError(
-                f"unknown placeholder {{{name}}} (known: {', '.join(PLACEHOLDERS)})"
-            )
+            raise ValueError(f"unknown placeholder {{{name}}} (known: {', '.join(PLACEHOLDERS)})")
         if spec or conversion:
             raise ValueError(f"placeholder {{{name}}} takes no format spec or conversion")
         names.append(name)
@@ -63,11 +63,19 @@ def check_template(template: str) -> None:
     missing = [name for name in REQUIRED if name not in names]
     if missing:
         raise ValueError(
-            "must contain " + ", ".join("{" + n + "}" for n in missing)
+            "must contain "
+            + ", ".join("{" + n + "}" for n in missing)
             + " so that each asset and size has its own key"
         )
-    sample = render(template, media_type="editorial/images", media_id="m1", license_id="l1",
-                    size="huge", format="jpg", ext=".jpg")
+    sample = render(
+        template,
+        media_type="editorial/images",
+        media_id="m1",
+        license_id="l1",
+        size="huge",
+        format="jpg",
+        ext=".jpg",
+    )
     check_key(sample)
 
 
@@ -77,23 +85,42 @@ def _check_separated(parsed: list) -> None:
     size ``b`` and asset ``1`` size ``a-b`` share one key."""
     previous = None
     for literal, name, _spec, _conversion in parsed:
-        if previous is not None and name is not None and name != "ext" \
-                and "/" not in literal and "." not in literal:
-            raise ValueError(f"{{{previous}}} and {{{name}}} must be parted by '/' or '.' "
-                             "so that two assets can never share a key")
+        if (
+            previous is not None
+            and name is not None
+            and name != "ext"
+            and "/" not in literal
+            and "." not in literal
+        ):
+            raise ValueError(
+                f"{{{previous}}} and {{{name}}} must be parted by '/' or '.' "
+                "so that two assets can never share a key"
+            )
         if name is not None:
             previous = name
         elif "/" in literal or "." in literal:
             previous = None
 
 
-def render(template: str, *, media_type: str, media_id: str, license_id: str, size: str,
-           format: str | None, ext: str) -> str:
+def render(
+    template: str,
+    *,
+    media_type: str,
+    media_id: str,
+    license_id: str,
+    size: str,
+    format: str | None,
+    ext: str,
+) -> str:
     if format and "{format}" in template:
         check_value("format", format)
     return template.format(
-        media_type=media_type, media_id=media_id, license_id=license_id, size=size,
-        format=format or ext.lstrip("."), ext=ext,
+        media_type=media_type,
+        media_id=media_id,
+        license_id=license_id,
+        size=size,
+        format=format or ext.lstrip("."),
+        ext=ext,
     )
 
 
