@@ -10,7 +10,7 @@
 # Environment:
 #   CI=true              always run apt-get update + install and pip install
 #   PYTHON=python3.11    the interpreter to build .venv from (default: python3)
-#   SYNCD_SETUP_FORCE=1  don't skip steps that look done already
+#   SETUP_FORCE=1  don't skip steps that look done already
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +31,7 @@ log() { echo "setup: $*" >&2; }
 
 truthy() { case "${1:-}" in ""|0|false|False|FALSE|no|No|NO) return 1 ;; *) return 0 ;; esac; }
 in_ci() { truthy "${CI:-}"; }
-forced() { truthy "${SYNCD_SETUP_FORCE:-}"; }
+forced() { truthy "${SETUP_FORCE:-}"; }
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then

@@ -15,6 +15,7 @@ import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,6 +56,21 @@ def _string(raw: Any, from_env: bool) -> str:
     if not isinstance(raw, str):
         raise ValueError(f"must be a string, not {type(raw).__name__}")
     return raw
+
+
+MIB = 1024 * 1024
+
+
+def _optional_choice(*allowed: str) -> Parser:
+    def parse(raw: Any, from_env: bool) -> str | None:
+        value = _string(raw, from_env)
+        if not value or value.lower() == "none":
+            return None
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, not {value!r}")
+        return value
+
+    return parse
 
 
 def _optional_string(raw: Any, from_env: bool) -> str | None:
@@ -247,6 +263,124 @@ def _prefix(raw: Any, from_env: bool) -> str:
     return value
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]i?B|[KMGT]|B)?", re.IGNORECASE)
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
+    "t": 1024**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+
+
+def parse_size(raw: Any) -> int:
+    """Bytes: a whole number, or a number with a unit (``16MiB``, ``20MB``, ``500KiB``; a
+    bare ``K``/``M``/``G`` is binary, as in rclone). Raises ValueError."""
+    if isinstance(raw, bool):
+        raise ValueError(f"must be a size such as 16MiB, not {raw!r}")
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, str):
+        match = _SIZE.fullmatch(raw.strip())
+        if not match:
+            raise ValueError(f"must be a size such as 16MiB or 20MB, not {raw!r}")
+        number, unit = match.groups()
+        value = int(float(number) * _SIZE_UNITS[(unit or "").lower()])
+    else:
+        raise ValueError(f"must be a size such as 16MiB, not {raw!r}")
+    if value <= 0:
+        raise ValueError(f"must be larger than zero, not {raw!r}")
+    return value
+
+
+def _size(minimum: int = 1, maximum: int | None = None) -> Parser:
+    def parse(raw: Any, from_env: bool) -> int:
+        value = parse_size(raw)
+        _check_range(value, minimum, maximum)
+        return value
+
+    return parse
+
+
+def _bwlimit(raw: Any, from_env: bool) -> int | None:
+    """Bytes per second over all transfers, or None for ``off``."""
+    if isinstance(raw, str) and raw.strip().lower() in ("off", "0", ""):
+        return None
+    return parse_size(raw)
+
+
+def _optional_integer(minimum: int | None = None) -> Parser:
+    inner = _integer(minimum)
+
+    def parse(raw: Any, from_env: bool) -> int | None:
+        if isinstance(raw, str) and raw.strip().lower() in ("", "none", "off"):
+            return None
+        result: int = inner(raw, from_env)
+        return result
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Since:
+    """``sync.since``: how far back a stream's first catch-up reaches."""
+
+    moment: datetime | None = None  # licenses older than this are left to backfill
+    now: bool = False  # future licenses only
+
+
+def parse_moment(text: str) -> datetime:
+    """``YYYY-MM-DD`` (midnight UTC) or an ISO 8601 date-time (UTC when it names no offset)."""
+    text = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            moment = datetime.fromisoformat(text)
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"must be a date (YYYY-MM-DD) or an ISO 8601 date-time, not {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _since(raw: Any, from_env: bool) -> Since | None:
+    if isinstance(raw, datetime):
+        moment = raw if raw.tzinfo else raw.replace(tzinfo=timezone.utc)
+        return Since(moment=moment.astimezone(timezone.utc))
+    if isinstance(raw, date):
+        return Since(moment=datetime(raw.year, raw.month, raw.day, tzinfo=timezone.utc))
+    text = _string(raw, from_env).strip()
+    if not text:
+        return None
+    if text.lower() == "now":
+        return Since(now=True)
+    return Since(moment=parse_moment(text))
+
+
+def _address(raw: Any, from_env: bool) -> tuple[str, int] | None:
+    """``host:port`` (``[::1]:9469`` for IPv6), or None for ``off``."""
+    text = _string(raw, from_env).strip()
+    if text.lower() == "off":
+        return None
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"must be host:port (127.0.0.1:9469) or off, not {text!r}")
+    return host, int(port)
+
+
 def key(default: Any, parse: Parser, doc: str = "") -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -277,6 +411,14 @@ class StorageConfig:
     endpoint_url: str | None = key(None, _optional_url)
     region: str | None = key(None, _optional_string)
     key_template: str = key("{media_type}/{media_id}/{size}{ext}", _key_template)
+    addressing_style: str = key("auto", _choice("auto", "path", "virtual"))
+    storage_class: str | None = key(None, _optional_string)
+    sse: str | None = key(None, _optional_choice("AES256", "aws:kms"))
+    sse_kms_key_id: str | None = key(None, _optional_string)
+    create_bucket: bool = key(False, _boolean)
+    multipart_threshold: int = key(16 * MIB, _size(5 * MIB, 5 * 1024**4))
+    part_size: int = key(16 * MIB, _size(5 * MIB, 5 * 1024**3))
+    xmp_sidecars: str = key("off", _choice("off", "replace", "append"))
 
 
 @dataclass(frozen=True)
@@ -286,6 +428,9 @@ class SyncConfig:
     team_history: bool = key(False, _boolean)
     relicense: bool = key(False, _boolean)
     relicense_budget: int = key(0, _integer(0))
+    bwlimit: int | None = key(None, _bwlimit)
+    since: Since | None = key(None, _since)
+    details: bool = key(True, _boolean)
 
 
 @dataclass(frozen=True)
@@ -304,6 +449,12 @@ class RelicenseConfig:
     metadata: dict = key(None, _table)
     editorial_license: str | None = key(None, _optional_string)
     audio_license: str = key("audio_platform", _string)
+    daily_budget: int | None = key(None, _optional_integer(0))
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    rehash_after: int = key(30 * 86400, _duration)
 
 
 @dataclass(frozen=True)
@@ -317,6 +468,7 @@ class JobsConfig:
 @dataclass(frozen=True)
 class ServeConfig:
     grace_s: float = key(10.0, _number(0, 3600))
+    metrics_address: tuple[str, int] | None = key(("127.0.0.1", 9469), _address)
 
 
 @dataclass(frozen=True)
@@ -327,6 +479,7 @@ class Config:
     sync: SyncConfig
     updates: UpdatesConfig
     relicense: RelicenseConfig
+    verify: VerifyConfig
     jobs: JobsConfig
     serve: ServeConfig
     source: str = "defaults"
@@ -339,6 +492,7 @@ _SECTION_CLASSES = {
     "sync": SyncConfig,
     "updates": UpdatesConfig,
     "relicense": RelicenseConfig,
+    "verify": VerifyConfig,
     "jobs": JobsConfig,
     "serve": ServeConfig,
 }
@@ -410,13 +564,29 @@ def _reject_unknown(document: dict, environ: dict[str, str]) -> None:
         for name in table:
             if name not in known:
                 raise ConfigError(f"{section}.{name}", "unknown key")
-    for variable in environ:
-        if not variable.startswith(ENV_PREFIX) or "__" not in variable:
+    names = {
+        env_name(section, f.name): f"{section}.{f.name}"
+        for section, cls in _SECTION_CLASSES.items()
+        for f in fields(cls)
+    }
+    for variable in sorted(environ):
+        if not variable.startswith(ENV_PREFIX) or variable == "SYNCD_CONFIG" or variable in names:
             continue
-        section, _, name = variable[len(ENV_PREFIX) :].lower().partition("__")
-        cls = _SECTION_CLASSES.get(section)
-        if cls is None or name not in {f.name for f in fields(cls)}:
-            raise ConfigError(variable, "unknown configuration key")
+        raise ConfigError(variable, f"not a configuration variable{_did_you_mean(variable, names)}")
+
+
+def _did_you_mean(variable: str, names: dict[str, str]) -> str:
+    """The key a mistyped variable probably meant (``SYNCD_API_BASE_URL``: ``api.base_url``)."""
+    import difflib
+
+    folded = {name.replace("_", ""): name for name in names}
+    hit = folded.get(variable.replace("_", ""))
+    if hit is None:
+        close = difflib.get_close_matches(variable, list(names), n=1, cutoff=0.8)
+        hit = close[0] if close else None
+    if hit is None:
+        return " (keys are SYNCD_<SECTION>__<KEY>, with two underscores)"
+    return f"; did you mean {hit} (the key {names[hit]})?"
 
 
 def _fill_derived(config: Config, environ: dict[str, str]) -> Config:

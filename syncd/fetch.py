@@ -16,7 +16,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from syncd.api.client import ApiClient, ApiError, Forbidden, NotFound
 from syncd.api.http import make_session, proxies_for
-from syncd.api.retry import RetryPolicy
+from syncd.api.retry import RetryPolicy, is_retriable
 from syncd.config import check_url_allowed
 from syncd.storage.base import Storage
 from syncd.storage.keys import UnsafeValue, check_key, extension_of, render
@@ -198,7 +198,7 @@ class Fetcher:
             if response.status_code in URL_GONE:
                 raise _UrlGone(f"HTTP {response.status_code}")
             if response.status_code != 200:
-                if response.status_code == 429 or response.status_code >= 500:
+                if is_retriable(response.status_code):
                     raise BrokenTransfer(f"HTTP {response.status_code}")
                 raise FetchFailed(f"download answered HTTP {response.status_code}")
             expected = content_length(response)

@@ -55,7 +55,7 @@ def _version_key(bindir: str) -> tuple[int, ...]:
 
 def find_pg_bindir() -> Path | None:
     """The directory holding ``initdb``, ``pg_ctl`` and ``postgres``, or None."""
-    override = os.environ.get("SYNCD_PG_BINDIR")
+    override = os.environ.get("PGSERVER_BINDIR")
     candidates = [override] if override else []
     candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
     for directory in candidates:
@@ -157,7 +157,7 @@ class PostgresServer:
             return self
         # /tmp rather than $TMPDIR: the postgres OS user must be able to reach it, and
         # the socket path must stay short.
-        base = os.environ.get("SYNCD_PG_TMPDIR") or ("/tmp" if os.path.isdir("/tmp") else None)
+        base = os.environ.get("PGSERVER_TMPDIR") or ("/tmp" if os.path.isdir("/tmp") else None)
         self.tmpdir = Path(tempfile.mkdtemp(prefix="syncd-pg-", dir=base))
         atexit.register(self.stop)  # in case the test session dies without finalizers
         try:

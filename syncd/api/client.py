@@ -22,7 +22,7 @@ from syncd.api.records import (
     parse_download_url,
     parse_license_page,
 )
-from syncd.api.retry import RETRIABLE_STATUS, RetryPolicy
+from syncd.api.retry import RetryPolicy, is_retriable
 from syncd.errors import AuthError
 
 log = structlog.get_logger("syncd.api")
@@ -144,7 +144,7 @@ class ApiClient:
                         failure = ApiError(str(exc), status)
                 else:
                     failure = self._error_for(what, status, response.content)
-                    if status not in RETRIABLE_STATUS:
+                    if not is_retriable(status):
                         raise failure
                     retry_after = response.headers.get("Retry-After")
             if attempt >= self.policy.max_retries:

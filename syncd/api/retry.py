@@ -7,7 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
-RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+def is_retriable(status: int) -> bool:
+    """429 and every 5xx answer are worth another try; other statuses are final."""
+    return status == 429 or 500 <= status <= 599
 
 
 @dataclass(frozen=True)
