@@ -13,15 +13,22 @@ REDOWNLOAD = "redownload"  # fetch a fresh URL for this license and store the fi
 UNAVAILABLE = "unavailable"  # cannot be fetched: the reason says why
 INVALID = "invalid"  # values that cannot become a key: the license fails
 
+RELICENSE = "relicense"  # an unavailable license that relicensing could fetch: it is queued
+#                          again whenever relicensing is on
+
 
 @dataclass(frozen=True)
 class Action:
     kind: str
     reason: str | None = None
+    waits_for: str | None = None  # the switch that would make it fetchable (RELICENSE)
 
 
-def plan(license: LicenseRecord, stream: LicenseStream, stored: bool) -> Action:
-    """``stored``: a file for this license's asset and size is already in storage."""
+def plan(
+    license: LicenseRecord, stream: LicenseStream, stored: bool, relicense: bool = False
+) -> Action:
+    """``stored``: a file for this license's asset and size is already in storage.
+    ``relicense``: ``sync.relicense`` is on."""
     try:
         check_value("license id", license.license_id)
         check_value("media id", license.media_id)
@@ -31,9 +38,13 @@ def plan(license: LicenseRecord, stream: LicenseStream, stored: bool) -> Action:
     if stored:
         return Action(STORED)
     if not stream.redownload:
-        return Action(UNAVAILABLE, "editorial media has no redownload and relicensing is off")
-    if license.is_downloadable is False:
-        return Action(
-            UNAVAILABLE, "not downloadable (is_downloadable: false) and relicensing is off"
-        )
-    return Action(REDOWNLOAD)
+        why = "editorial media has no redownload"
+    elif license.is_downloadable is False:
+        why = "not downloadable (is_downloadable: false)"
+    else:
+        return Action(REDOWNLOAD)
+    if relicense:
+        why += "; relicensing is not available in this release"
+    else:
+        why += " and relicensing is off"
+    return Action(UNAVAILABLE, why, waits_for=RELICENSE)
