@@ -10,7 +10,7 @@ import threading
 from contextlib import contextmanager
 
 import structlog
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import __version__, logs
 from syncd.config import MEDIA_TYPES, Config, load
@@ -111,18 +111,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # a second signal, or one outside a run's clean stop
         print("syncd: interrupted", file=sys.stderr)
         return 130
-    except OperationalError as exc:
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        print(f"syncd: cannot use the database: {logs.redact(reason)}", file=sys.stderr)
-        return 1
+    except SQLAlchemyError as exc:
+        orig = getattr(exc, "orig", None)
+        reason = str(orig or exc).strip().splitlines()[0]
+        print(
+            f"syncd: cannot use the database ({_database_where}): {logs.redact(reason)}; check "
+            "database.url and that the database is up and writable",
+            file=sys.stderr,
+        )
+        return 4
     except Exception:  # a bug: say so on one line, with the traceback in the log (redacted)
         structlog.get_logger("syncd").exception("syncd.crashed")
         print("syncd: internal error (see the log line above); please report it", file=sys.stderr)
         return 1
 
 
+_database_where = "database.url"
+
+
 def _load_config(args) -> Config:
+    global _database_where
     config = load(args.config)
+    from syncd.db.engine import describe
+
+    _database_where = describe(config.database.url)
     if config.api.token:
         logs.register_secret(config.api.token.reveal())
     return config

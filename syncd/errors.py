@@ -31,6 +31,7 @@ class StorageError(SyncdError):
 
 
 class StorageBusy(SyncdError):
-    """Another run holds the storage: nothing was done."""
+    """Another run holds the lock on this storage: nothing was done (sysexits' EX_TEMPFAIL,
+    try again later)."""
 
-    exit_code = 1
+    exit_code = 75

@@ -60,7 +60,9 @@ class SidecarBook:
 
     def __init__(self, session: Session, storage: Storage, assets: set[tuple[str, str]]):
         self.storage = storage
-        self._rows, self._licenses, self._files = ledger.assets_with_rows(session, assets)
+        self._rows, self._licenses, self._files = ledger.assets_with_rows(
+            session, assets, storage.identity
+        )
         # one single-threaded lane per shard of assets: an asset's writes stay in order,
         # different assets' fsyncs overlap
         self._lanes = [

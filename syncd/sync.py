@@ -23,7 +23,8 @@ from syncd.api.retry import RetryPolicy
 from syncd.config import Config, require_token
 from syncd.db import connect, ledger, upgrade
 from syncd.db.engine import HEAD_REVISION, DatabaseError, check_url, current_revision, sqlite_path
-from syncd.errors import AuthError, StorageError
+from syncd.db.lease import Lease
+from syncd.errors import AuthError, StorageBusy, StorageError
 from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
 from syncd.sidecar import SidecarBook
@@ -71,7 +72,7 @@ class SyncRun:
         self.result = RunResult()
         self._seen: set[tuple[str, str]] = set()
         self._dry_new: list[LicenseRecord] = []
-        self._outcomes = ledger.Outcomes()
+        self._outcomes = ledger.Outcomes()  # its storage is set once storage is open
         self._open_groups: Counter = Counter()  # asset -> its groups not yet settled
 
     # --- set-up: every check that can fail with exit 2 or 4 comes before any request ----------
@@ -102,7 +103,7 @@ class SyncRun:
         # a dry run changes nothing, the schema included: a ledger that does not exist yet is
         # a throwaway empty one; one at an older revision must be upgraded first
         path = sqlite_path(url)
-        engine = connect(url) if path is None or path.exists() else None
+        engine = connect(url, write=False) if path is None or path.exists() else None
         revision = current_revision(engine) if engine is not None else None
         if revision == HEAD_REVISION:
             return engine
@@ -128,12 +129,18 @@ class SyncRun:
         started = time.monotonic()
         client, storage, engine = self.prepare()
         summary = self.result.summary
+        self._outcomes.storage = storage.identity
+        lease = None
+        if not self.dry_run:
+            lease = Lease(
+                engine, storage.identity, what=storage.description, on_lost=self._lease_lost
+            )
         try:
             with (
-                nullcontext() if self.dry_run else storage.exclusive(),
+                nullcontext() if lease is None else lease,
                 Session(engine, expire_on_commit=False) as session,
             ):
-                run = None if self.dry_run else self._begin(session, storage)
+                run = None if lease is None else self._begin(session, storage, lease)
                 try:
                     for media_type in self.media:
                         self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
@@ -161,22 +168,37 @@ class SyncRun:
             self.progress.done()
         return self.result
 
-    def _begin(self, session: Session, storage: Storage):
-        """Under the storage lock: what a killed run left behind is cleared, and this run is
-        recorded."""
-        ledger.abandon_unfinished_runs(session)
+    def _begin(self, session: Session, storage: Storage, lease: Lease):
+        """Under the storage's lease: runs whose owner is gone are marked killed, what a killed
+        run left behind here is cleared, and this run is recorded."""
+        killed = ledger.abandon_unfinished_runs(session)
+        if killed:
+            log.info("runs.marked_killed", runs=killed)
+        ledger.adopt_unowned(session, storage.identity)
         removed = storage.remove_partials()
         if removed:
             log.info("partials.removed", count=removed)
-        run = ledger.start_run(session, "sync")
+        run = ledger.start_run(session, "sync", storage.identity)
         session.commit()
+        lease.attach_run(run.id)
         return run
+
+    def _lease_lost(self) -> None:
+        """Another process took this storage's lease (ours was not renewed in time): writing on
+        would race it, so the run stops."""
+        self.result.fatal = self.result.fatal or StorageBusy(
+            "lost the lock on the storage to another syncd run (the database did not see this "
+            "run's heartbeat in time); stopped"
+        )
+        self.stop.set()
 
     # --- paging ------------------------------------------------------------------------------
 
     def _catch_up(self, session: Session, client: ApiClient, stream: LicenseStream, run) -> None:
         team = self.config.sync.team_history
-        state = ledger.stream_state(session, stream.media_type, team)
+        state = ledger.stream_state(session, stream.media_type, team, create=not self.dry_run)
+        if not self.dry_run:
+            session.commit()  # no transaction (on SQLite: no write lock) across the network
         watermark = ledger.watermark_of(state)
         head = watermark
         bound = log.bind(stream=stream.media_type)
@@ -190,12 +212,6 @@ class SyncRun:
                 head = newest(page.licenses, head)
                 new = self._record(session, fresh)
                 if not self.dry_run:
-                    state.checkpoint_run_id = run.id
-                    state.checkpoint_page = number
-                    state.checkpoint_head_id = head.license_id if head else None
-                    state.checkpoint_head_time = (
-                        ledger.naive_utc(head.download_time) if head else None
-                    )
                     session.commit()
                 bound.info("page.fetched", page=number, licenses=len(page.licenses), new=len(new))
                 self.progress.show(self.result.summary, 0)
@@ -245,8 +261,6 @@ class SyncRun:
     def _stream_done(self, session, state, run, outcome: str, error: str | None) -> None:
         if self.dry_run:
             return
-        state.checkpoint_run_id = state.checkpoint_page = None
-        state.checkpoint_head_id = state.checkpoint_head_time = None
         state.last_run_id = run.id
         state.last_run_at = ledger.utcnow()
         state.last_outcome = outcome
@@ -256,7 +270,10 @@ class SyncRun:
     # --- fetching ----------------------------------------------------------------------------
 
     def _queue(self, session: Session) -> list[LicenseRecord]:
-        queued = [ledger.as_record(row) for row in ledger.queued_licenses(session, self.media)]
+        rows = ledger.queued_licenses(
+            session, self.media, self._outcomes.storage, self.config.sync.relicense
+        )
+        queued = [ledger.as_record(row) for row in rows]
         return queued + self._dry_new
 
     def _groups(self, licenses: list[LicenseRecord], book: SidecarBook) -> dict[AssetSize, Group]:
@@ -267,7 +284,10 @@ class SyncRun:
         for (media_type, media_id, size), members in by_asset_size.items():
             stream = LICENSE_STREAMS[media_type]
             stored = book.stored_file(media_type, media_id, size) is not None
-            actions = {lic.license_id: plan(lic, stream, stored) for lic in members}
+            actions = {
+                lic.license_id: plan(lic, stream, stored, self.config.sync.relicense)
+                for lic in members
+            }
             candidates = sorted(
                 (lic for lic in members if actions[lic.license_id].kind == REDOWNLOAD),
                 key=lambda lic: (lic.is_downloadable is not True, -lic.download_time.timestamp()),
@@ -293,7 +313,9 @@ class SyncRun:
         dirty = (
             []
             if self.dry_run
-            else [(a.media_type, a.media_id) for a in ledger.dirty_assets(session)]
+            else [
+                (a.media_type, a.media_id) for a in ledger.dirty_assets(session, storage.identity)
+            ]
         )
         book = SidecarBook(
             session, storage, {(lic.media_type, lic.media_id) for lic in queue} | set(dirty)
@@ -450,7 +472,13 @@ class SyncRun:
             elif action.kind == UNAVAILABLE:
                 summary.unavailable += 1
                 bound.info("license.unavailable", reason=action.reason)
-                self._set(first.media_type, license_id, ledger.UNAVAILABLE, action.reason)
+                self._set(
+                    first.media_type,
+                    license_id,
+                    ledger.UNAVAILABLE,
+                    action.reason,
+                    waits_for=action.waits_for,
+                )
             else:
                 failure = failures.get(license_id) or FetchFailed("not tried")
                 status = ledger.UNAVAILABLE if failure.unavailable else ledger.FAILED
@@ -465,6 +493,6 @@ class SyncRun:
         if self._open_groups[asset] == 0 and not self.dry_run:
             book.write(*asset)
 
-    def _set(self, media_type, license_id, status, reason, key=None) -> None:
+    def _set(self, media_type, license_id, status, reason, key=None, waits_for=None) -> None:
         if not self.dry_run:
-            self._outcomes.license(media_type, license_id, status, reason, key)
+            self._outcomes.license(media_type, license_id, status, reason, key, waits_for)

@@ -64,8 +64,9 @@ def test_db_upgrade_command_creates_the_schema(syncd):
 
 def test_unreachable_database_is_one_clear_line(syncd):
     done = syncd.sync(env={"SYNCD_DATABASE__URL": "postgresql+psycopg://syncd@127.0.0.1:1/syncd"})
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("syncd: cannot use the database:")
+    assert done.returncode == 4
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("syncd: cannot use the database (PostgreSQL at 127.0.0.1:1/syncd): ")
     assert "Traceback" not in done.stderr
     assert syncd.sim.requests == []
 

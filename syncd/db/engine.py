@@ -12,9 +12,9 @@ from syncd.errors import ConfigError, SyncdError
 
 
 class DatabaseError(SyncdError):
-    """The database cannot be opened or used."""
+    """The database cannot be opened or used (CONTRACT 2: exit 4)."""
 
-    exit_code = 1
+    exit_code = 4
 
 
 def migrations_dir() -> Path:
@@ -41,6 +41,20 @@ def check_url(url: str) -> None:
         raise ConfigError("database.url", "use the psycopg 3 driver: postgresql+psycopg://...")
 
 
+def describe(url: str) -> str:
+    """Where the database is, for error lines: a SQLite file's path, or PostgreSQL's host,
+    port and database (never the password)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "(unparsable database.url)"
+    if parsed.get_backend_name() == "sqlite":
+        path = sqlite_path(url)
+        return f"SQLite file {str(path.absolute())!r}" if path else "in-memory SQLite"
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+    return f"PostgreSQL at {where}"
+
+
 def sqlite_path(url: str) -> Path | None:
     parsed = make_url(url)
     if (
@@ -52,7 +66,11 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def connect(url: str) -> Engine:
+def connect(url: str, write: bool = True) -> Engine:
+    """An engine for ``url``. On SQLite, a writing engine begins every transaction with
+    ``BEGIN IMMEDIATE``: it waits (up to the busy timeout) for another process's write to end
+    instead of failing at once with "database is locked" when a read turns into a write; a
+    reading engine (``status``, a dry run) begins deferred and never blocks a writer."""
     check_url(url)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
@@ -66,7 +84,7 @@ def connect(url: str) -> Engine:
             ) from None
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        event.listen(engine, "begin", _sqlite_begin_immediate if write else _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -84,11 +102,28 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 # The newest migration; a test keeps it equal to Alembic's head. A database already there is
 # not handed to Alembic at all (loading it is a good part of a run's start-up).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
+
+# Two processes starting on a new PostgreSQL database at once: one migrates, the other waits
+# for it under this advisory lock and then finds the schema at head (on SQLite, BEGIN
+# IMMEDIATE does the same).
+MIGRATION_LOCK = 0x73796E6364  # "syncd"
 
 
 def _sqlite_begin(connection) -> None:
     connection.exec_driver_sql("BEGIN")
+
+
+def _sqlite_begin_immediate(connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def clock_sql(dialect: str) -> str:
+    """The database's clock in seconds since the epoch, as an SQL expression: leases and
+    heartbeats are compared on one clock, whichever host wrote them."""
+    if dialect == "sqlite":
+        return "((julianday('now') - 2440587.5) * 86400.0)"
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
 
 
 def alembic_config():
@@ -114,5 +149,7 @@ def upgrade(engine: Engine) -> None:
 
     config = alembic_config()
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -6,17 +6,40 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, func, select, tuple_
+from sqlalchemy import (
+    and_,
+    bindparam,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    text,
+    tuple_,
+)
 from sqlalchemy.orm import Session
 
 from syncd.api.records import LicenseRecord
-from syncd.db.models import Asset, License, Run, StoredFile, StreamState
+from syncd.db.engine import clock_sql
+from syncd.db.models import Asset, License, Run, Sidecar, StoredFile, StreamState
 from syncd.logs import redact
-from syncd.storage.keys import UnsafeValue, check_value
+from syncd.storage.keys import UnsafeValue, check_value, sidecar_key
 from syncd.streams import Watermark
 
 PENDING, STORED, UNAVAILABLE, FAILED = "pending", "stored", "unavailable", "failed"
 QUEUED = (PENDING, FAILED)
+RELICENSE = "relicense"  # licenses.waits_for: queued again whenever relicensing is on
+UNOWNED = ""  # files and sidecars recorded before storages were told apart (migration 0002)
+
+
+def insert(session: Session, model):
+    """INSERT for this database, with ``on_conflict_do_nothing`` / ``_do_update``: inserts
+    that tolerate a concurrent writer on SQLite and PostgreSQL alike."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(model)
 
 
 def utcnow() -> datetime:
@@ -30,11 +53,21 @@ def naive_utc(moment: datetime) -> datetime:
 # --- stream state -----------------------------------------------------------------------------
 
 
-def stream_state(session: Session, stream: str, team_history: bool) -> StreamState:
+def stream_state(
+    session: Session, stream: str, team_history: bool, create: bool = True
+) -> StreamState:
+    """The stream's row, made if it is new (a concurrent process may make it too); without
+    ``create`` (a dry run), a new one is only in memory."""
+    if not create:
+        found = session.get(StreamState, (stream, team_history))
+        return found or StreamState(stream=stream, team_history=team_history)
+    session.execute(
+        insert(session, StreamState)
+        .values(stream=stream, team_history=team_history)
+        .on_conflict_do_nothing()
+    )
     state = session.get(StreamState, (stream, team_history))
-    if state is None:
-        state = StreamState(stream=stream, team_history=team_history)
-        session.add(state)
+    assert state is not None
     return state
 
 
@@ -61,47 +94,70 @@ def known_license_ids(session: Session, media_type: str, ids: Iterable[str]) -> 
 
 def record_licenses(session: Session, licenses: list[LicenseRecord]) -> list[LicenseRecord]:
     """Inserts the licenses not recorded before (as pending) and returns them; a license seen
-    twice is recorded once. Marks the sidecar of each touched asset for rewriting."""
+    twice, or recorded at the same moment by another process, is recorded once. Marks the
+    sidecars of the touched assets for rewriting."""
     if not licenses:
         return []
-    media_type = licenses[0].media_type
-    known = known_license_ids(session, media_type, {lic.license_id for lic in licenses})
     now = utcnow()
-    new: list[LicenseRecord] = []
-    for lic in licenses:
-        if lic.license_id in known:
-            continue
-        known.add(lic.license_id)
-        new.append(lic)
-        session.add(
-            License(
-                media_type=lic.media_type,
-                license_id=lic.license_id,
-                media_id=lic.media_id,
-                size=lic.size,
-                format=lic.format,
-                license=lic.license,
-                download_time=naive_utc(lic.download_time),
-                subscription_id=lic.subscription_id,
-                username=lic.username,
-                is_downloadable=lic.is_downloadable,
-                license_metadata=lic.metadata,
-                status=PENDING,
-                attempts=0,
-                first_seen_at=now,
-                updated_at=now,
-            )
+    unique = {(lic.media_type, lic.license_id): lic for lic in reversed(licenses)}
+    rows = [
+        dict(
+            media_type=lic.media_type,
+            license_id=lic.license_id,
+            media_id=lic.media_id,
+            size=lic.size,
+            format=lic.format,
+            license=lic.license,
+            download_time=naive_utc(lic.download_time),
+            subscription_id=lic.subscription_id,
+            username=lic.username,
+            is_downloadable=lic.is_downloadable,
+            license_metadata=lic.metadata,
+            status=PENDING,
+            attempts=0,
+            first_seen_at=now,
+            updated_at=now,
         )
-        mark_sidecar_dirty(session, lic.media_type, lic.media_id)
+        for lic in unique.values()
+    ]
+    inserted: set[tuple[str, str]] = set()
+    for chunk in _in_chunks(rows, 200):
+        result = session.execute(
+            insert(session, License)
+            .values(chunk)
+            .on_conflict_do_nothing()
+            .returning(License.media_type, License.license_id)
+        )
+        inserted.update((row[0], row[1]) for row in result)
+    new = []
+    for lic in licenses:  # in the order seen, each once
+        key = (lic.media_type, lic.license_id)
+        if key in inserted:
+            inserted.discard(key)
+            new.append(lic)
+    mark_sidecars_dirty(session, {(lic.media_type, lic.media_id) for lic in new})
     return new
 
 
-def queued_licenses(session: Session, media_types: Iterable[str]) -> list[License]:
-    """Every license still to handle (new, or pending or failed from earlier runs)."""
+def queued_licenses(
+    session: Session, media_types: Iterable[str], storage: str, relicense: bool = False
+) -> list[License]:
+    """Every license still to handle in this storage: new, pending or failed ones; those
+    recorded as stored whose file this storage lacks (another storage fetched it); and, with
+    relicensing on, those left unavailable only because it was off."""
+    here = exists().where(
+        StoredFile.storage == storage,
+        StoredFile.media_type == License.media_type,
+        StoredFile.media_id == License.media_id,
+        StoredFile.size == License.size,
+    )
+    wanted = [License.status.in_(QUEUED), and_(License.status == STORED, ~here)]
+    if relicense:
+        wanted.append(and_(License.status == UNAVAILABLE, License.waits_for == RELICENSE))
     return list(
         session.scalars(
             select(License)
-            .where(License.media_type.in_(list(media_types)), License.status.in_(QUEUED))
+            .where(License.media_type.in_(list(media_types)), or_(*wanted))
             .order_by(License.media_type, License.download_time.desc())
         )
     )
@@ -129,6 +185,7 @@ class Outcomes:
     statement per change would cost a round trip to the database, and a wait for the GIL,
     per license)."""
 
+    storage: str = UNOWNED
     licenses: list[dict] = field(default_factory=list)
     files: list[dict] = field(default_factory=list)
     sidecars: list[dict] = field(default_factory=list)
@@ -140,6 +197,7 @@ class Outcomes:
         status: str,
         reason: str | None,
         file_key: str | None = None,
+        waits_for: str | None = None,
     ) -> None:
         self.licenses.append(
             {
@@ -148,6 +206,7 @@ class Outcomes:
                 "b_status": status,
                 "b_reason": redact(reason) if reason else None,
                 "b_key": file_key,
+                "b_waits": waits_for,
                 "b_now": utcnow(),
             }
         )
@@ -156,6 +215,7 @@ class Outcomes:
         self, media_type: str, media_id: str, size: str, key: str, size_bytes: int, sha256: str
     ) -> StoredFile:
         values = dict(
+            storage=self.storage,
             key=key,
             media_type=media_type,
             media_id=media_id,
@@ -168,7 +228,16 @@ class Outcomes:
         return StoredFile(**values)
 
     def sidecar_written(self, media_type: str, media_id: str, sha256: str) -> None:
-        self.sidecars.append({"b_type": media_type, "b_id": media_id, "b_sha": sha256})
+        self.sidecars.append(
+            dict(
+                storage=self.storage,
+                key=sidecar_key(media_type, media_id),
+                media_type=media_type,
+                media_id=media_id,
+                kind="json",
+                sha256=sha256,
+            )
+        )
 
     def write(self, session: Session) -> None:
         connection = session.connection()
@@ -176,22 +245,21 @@ class Outcomes:
             files = StoredFile.__table__
             connection.execute(
                 files.delete().where(
-                    (files.c.key == bindparam("key"))
-                    | (
-                        (files.c.media_type == bindparam("media_type"))
-                        & (files.c.media_id == bindparam("media_id"))
-                        & (files.c.size == bindparam("size"))
+                    (files.c.storage == bindparam("storage"))
+                    & (
+                        (files.c.key == bindparam("key"))
+                        | (
+                            (files.c.media_type == bindparam("media_type"))
+                            & (files.c.media_id == bindparam("media_id"))
+                            & (files.c.size == bindparam("size"))
+                        )
                     )
                 ),
                 self.files,
             )
             connection.execute(files.insert(), self.files)
-            self._set_sidecars(
-                connection,
-                [
-                    {"b_type": f["media_type"], "b_id": f["media_id"], "b_sha": None}
-                    for f in self.files
-                ],
+            mark_sidecars_dirty(
+                session, {(f["media_type"], f["media_id"]) for f in self.files}, self.storage
             )
         if self.licenses:
             licenses = License.__table__
@@ -205,27 +273,22 @@ class Outcomes:
                     status=bindparam("b_status"),
                     reason=bindparam("b_reason"),
                     file_key=func.coalesce(bindparam("b_key"), licenses.c.file_key),
+                    waits_for=bindparam("b_waits"),
                     attempts=licenses.c.attempts + 1,
                     updated_at=bindparam("b_now"),
                 ),
                 self.licenses,
             )
         if self.sidecars:
-            self._set_sidecars(connection, self.sidecars)
-        self.licenses, self.files, self.sidecars = [], [], []
-
-    @staticmethod
-    def _set_sidecars(connection, rows: list[dict]) -> None:
-        assets = Asset.__table__
-        connection.execute(
-            assets.update()
-            .where(
-                (assets.c.media_type == bindparam("b_type"))
-                & (assets.c.media_id == bindparam("b_id"))
+            statement = insert(session, Sidecar)
+            connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[Sidecar.storage, Sidecar.key],
+                    set_={"sha256": statement.excluded.sha256},
+                ),
+                self.sidecars,
             )
-            .values(sidecar_sha256=bindparam("b_sha")),
-            rows,
-        )
+        self.licenses, self.files, self.sidecars = [], [], []
 
 
 # --- files and assets -------------------------------------------------------------------------
@@ -236,8 +299,9 @@ def _in_chunks(items: list, size: int = 400):
         yield items[start : start + size]
 
 
-def assets_with_rows(session: Session, assets: Iterable[tuple[str, str]]):
-    """For many assets at once: their asset rows, licenses and stored files, by asset."""
+def assets_with_rows(session: Session, assets: Iterable[tuple[str, str]], storage: str):
+    """For many assets at once: their asset rows, licenses and the files stored in this
+    storage, by asset."""
     assets = list(assets)
     rows: dict[tuple[str, str], Asset] = {}
     licenses: dict[tuple[str, str], list[License]] = {a: [] for a in assets}
@@ -255,41 +319,112 @@ def assets_with_rows(session: Session, assets: Iterable[tuple[str, str]]):
             licenses[(lic.media_type, lic.media_id)].append(lic)
         for f in session.scalars(
             select(StoredFile)
-            .where(tuple_(StoredFile.media_type, StoredFile.media_id).in_(chunk))
+            .where(
+                StoredFile.storage == storage,
+                tuple_(StoredFile.media_type, StoredFile.media_id).in_(chunk),
+            )
             .order_by(StoredFile.key)
         ):
             files[(f.media_type, f.media_id)].append(f)
     return rows, licenses, files
 
 
-def mark_sidecar_dirty(session: Session, media_type: str, media_id: str) -> None:
-    """The asset's sidecar must be (re)written. Assets whose id cannot be a key get none."""
-    try:
-        check_value("media id", media_id)
-    except UnsafeValue:
-        return
-    asset = session.get(Asset, (media_type, media_id))
-    if asset is None:
-        session.add(Asset(media_type=media_type, media_id=media_id, status="active"))
-    else:
-        asset.sidecar_sha256 = None
+def mark_sidecars_dirty(
+    session: Session, assets: set[tuple[str, str]], storage: str | None = None
+) -> None:
+    """The assets' sidecars must be (re)written: in every storage, or in ``storage`` only.
+    Makes the asset rows of new assets; assets whose id cannot be a key get none."""
+    safe = []
+    for media_type, media_id in sorted(assets):
+        try:
+            check_value("media id", media_id)
+        except UnsafeValue:
+            continue
+        safe.append({"media_type": media_type, "media_id": media_id, "status": "active"})
+    for chunk in _in_chunks(safe):
+        session.execute(insert(session, Asset).values(chunk).on_conflict_do_nothing())
+        pairs = [(row["media_type"], row["media_id"]) for row in chunk]
+        statement = (
+            Sidecar.__table__.update()
+            .where(tuple_(Sidecar.media_type, Sidecar.media_id).in_(pairs))
+            .values(sha256=None)
+        )
+        if storage is not None:
+            statement = statement.where(Sidecar.storage == storage)
+        session.execute(statement)
 
 
-def dirty_assets(session: Session) -> list[Asset]:
-    return list(session.scalars(select(Asset).where(Asset.sidecar_sha256.is_(None))))
+def dirty_assets(session: Session, storage: str) -> list[Asset]:
+    """Assets whose metadata.json in this storage is missing or out of date."""
+    written = exists().where(
+        Sidecar.storage == storage,
+        Sidecar.media_type == Asset.media_type,
+        Sidecar.media_id == Asset.media_id,
+        Sidecar.kind == "json",
+        Sidecar.sha256.is_not(None),
+    )
+    return list(session.scalars(select(Asset).where(~written)))
+
+
+def adopt_unowned(session: Session, storage: str) -> None:
+    """Files and sidecars recorded before storages were told apart belong to the first
+    storage that runs after the upgrade (the one they were written to, in every ordinary
+    set-up)."""
+    for model in (StoredFile, Sidecar):
+        if session.scalar(select(func.count()).select_from(model).where(model.storage == UNOWNED)):
+            session.execute(
+                model.__table__.update().where(model.storage == UNOWNED).values(storage=storage)
+            )
 
 
 # --- runs -------------------------------------------------------------------------------------
 
 
-def abandon_unfinished_runs(session: Session) -> None:
-    """Runs still marked running were killed (the caller holds the storage lock)."""
-    for run in session.scalars(select(Run).where(Run.outcome == "running")):
-        run.outcome = "killed"
+STALE_AFTER_S = 60.0  # a run whose heartbeat is older than this has no owner any more
 
 
-def start_run(session: Session, command: str) -> Run:
-    run = Run(command=command, started_at=utcnow(), outcome="running")
+def abandon_unfinished_runs(session: Session) -> list[int]:
+    """Marks killed the runs still marked running whose owner is gone: its process ended on
+    this host, or its heartbeat stopped (another host, a run without one). A run of another
+    process that is still going is left alone. Returns the ids marked."""
+    from syncd.db.lease import process_alive, this_host
+
+    now = clock_sql(session.get_bind().dialect.name)
+    host = this_host()
+    killed = []
+    rows = session.execute(
+        select(Run.id, Run.host, Run.pid, text(f"{now} - COALESCE(runs.heartbeat_at, 0)")).where(
+            Run.outcome == "running"
+        )
+    )
+    for run_id, run_host, pid, silent_s in rows:
+        if pid is None or silent_s > STALE_AFTER_S:
+            killed.append(run_id)
+        elif run_host == host and not process_alive(pid):
+            killed.append(run_id)
+    if killed:
+        session.execute(
+            Run.__table__.update()
+            .where(Run.id.in_(killed), Run.outcome == "running")
+            .values(outcome="killed")
+        )
+    return killed
+
+
+def start_run(session: Session, command: str, storage: str | None = None) -> Run:
+    import os
+
+    from syncd.db.lease import this_host
+
+    run = Run(
+        command=command,
+        started_at=utcnow(),
+        outcome="running",
+        host=this_host(),
+        pid=os.getpid(),
+        storage=storage,
+        heartbeat_at=literal_column(clock_sql(session.get_bind().dialect.name)),
+    )
     session.add(run)
     session.flush()
     return run

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -56,6 +57,9 @@ class License(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     file_key: Mapped[str | None] = mapped_column(String(1024))
+    # the switch that would make an unavailable license fetchable ("relicense"): it is queued
+    # again whenever that switch is on
+    waits_for: Mapped[str | None] = mapped_column(String(32))
     first_seen_at: Mapped[datetime] = mapped_column(DateTime)
     updated_at: Mapped[datetime] = mapped_column(DateTime)
 
@@ -69,15 +73,17 @@ class Asset(Base):
     media_id: Mapped[str] = mapped_column(ID, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="active")
     details: Mapped[dict | None] = mapped_column(JSON)
-    sidecar_sha256: Mapped[str | None] = mapped_column(String(64))
 
 
 class StoredFile(Base):
-    """A complete, verified object in storage: one per asset and size."""
+    """A complete, verified object in one storage: one per storage, asset and size. Licenses
+    are the account's, files are each storage's: a storage that lacks a file another one holds
+    has its license queued again."""
 
     __tablename__ = "files"
-    __table_args__ = (UniqueConstraint("media_type", "media_id", "size"),)
+    __table_args__ = (UniqueConstraint("storage", "media_type", "media_id", "size"),)
 
+    storage: Mapped[str] = mapped_column(String(1024), primary_key=True)
     key: Mapped[str] = mapped_column(String(1024), primary_key=True)
     media_type: Mapped[str] = mapped_column(MEDIA_TYPE)
     media_id: Mapped[str] = mapped_column(ID)
@@ -87,9 +93,24 @@ class StoredFile(Base):
     stored_at: Mapped[datetime] = mapped_column(DateTime)
 
 
+class Sidecar(Base):
+    """A sidecar as it stands in one storage: the sha256 of what was written, or NULL when
+    the asset changed since and it must be written again."""
+
+    __tablename__ = "sidecars"
+    __table_args__ = (Index("ix_sidecars_asset", "media_type", "media_id"),)
+
+    storage: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    media_type: Mapped[str] = mapped_column(MEDIA_TYPE)
+    media_id: Mapped[str] = mapped_column(ID)
+    kind: Mapped[str] = mapped_column(String(16))  # "json" (metadata.json) or "xmp"
+    sha256: Mapped[str | None] = mapped_column(String(64))
+
+
 class StreamState(Base):
-    """Per license stream (apart for team history on and off): the watermark, the checkpoint
-    of a catch-up in progress, and how the last run went."""
+    """Per license stream (apart for team history on and off): the watermark and how the last
+    run went."""
 
     __tablename__ = "stream_state"
 
@@ -97,18 +118,30 @@ class StreamState(Base):
     team_history: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     watermark_license_id: Mapped[str | None] = mapped_column(ID)
     watermark_time: Mapped[datetime | None] = mapped_column(DateTime)
-    checkpoint_run_id: Mapped[int | None] = mapped_column(Integer)
-    checkpoint_page: Mapped[int | None] = mapped_column(Integer)
-    checkpoint_head_id: Mapped[str | None] = mapped_column(ID)
-    checkpoint_head_time: Mapped[datetime | None] = mapped_column(DateTime)
     last_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_outcome: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+class Lease(Base):
+    """A lock held in the database, keyed by what it protects (a storage's identity): taken
+    and renewed with the database's clock, so that it works across processes and hosts."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(255))  # host:pid:nonce
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    acquired_at: Mapped[float] = mapped_column(Float)  # seconds since the epoch, database clock
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
 class Run(Base):
-    """One run of a command, with its summary."""
+    """One run of a command, with its summary, owned by a process (host, pid) that renews its
+    heartbeat while it runs: only a run whose owner is gone is marked killed."""
 
     __tablename__ = "runs"
 
@@ -119,3 +152,7 @@ class Run(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     exit_code: Mapped[int | None] = mapped_column(Integer)
     summary: Mapped[dict | None] = mapped_column(JSON)
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None] = mapped_column(Integer)
+    storage: Mapped[str | None] = mapped_column(String(1024))
+    heartbeat_at: Mapped[float | None] = mapped_column(Float)  # database clock, epoch seconds

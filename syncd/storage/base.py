@@ -35,6 +35,9 @@ class Storage(ABC):
     """Where files and sidecars land. Keys are relative, '/'-separated and already checked."""
 
     description: str
+    # names this storage for the database: the key of its lease, and what its files and
+    # sidecars are recorded under (file:///resolved/root, s3://endpoint/bucket/prefix)
+    identity: str
 
     @abstractmethod
     def check_writable(self) -> None:

@@ -110,6 +110,7 @@ class FilesystemStorage(Storage):
         self.root = Path(root).absolute()
         self.partial_dir = self.root / PARTIAL_DIR
         self.description = f"folder {str(self.root)!r}"
+        self.identity = "file://" + str(Path(root).resolve())
         self._lock = threading.Lock()
         self._unsynced: set[Path] = set()
 
