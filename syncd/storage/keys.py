@@ -11,6 +11,8 @@ from urllib.parse import unquote, urlsplit
 PLACEHOLDERS = ("media_type", "media_id", "license_id", "size", "format", "ext")
 REQUIRED = ("media_type", "media_id", "size")
 SIDECAR_NAME = "metadata.json"
+XMP_SUFFIX = ".xmp"
+XMP_STYLES = ("replace", "append")
 QUARANTINE = "quarantine"
 RESERVED_FIRST_SEGMENTS = (QUARANTINE,)
 
@@ -44,8 +46,10 @@ def extension_of(url: str) -> str:
     return ext
 
 
-def check_template(template: str) -> None:
-    """Raises ValueError unless the template can only produce keys inside the root."""
+def check_template(template: str, xmp_sidecars: str | None = None) -> None:
+    """Raises ValueError unless the template can only produce keys inside the root, each with
+    an XMP sidecar name of its own under ``xmp_sidecars`` (None: whichever style may be
+    configured)."""
     names = []
     try:
         parsed = list(string.Formatter().parse(template))
@@ -77,9 +81,28 @@ def check_template(template: str) -> None:
         ext=".jpg",
     )
     check_key(sample)
+    if xmp_sidecars in (None, "replace"):
+        _check_replace_names(template)
 
 
-def _check_separated(parsed: list) -> None:
+def _check_replace_names(template: str) -> None:
+    """With ``replace``, a file's XMP name drops its last suffix: that suffix must not be
+    where the asset or size is told apart (``{media_id}/file.{size}`` would give ``huge`` and
+    ``small`` one ``file.xmp``)."""
+    sample = dict(
+        media_type="images", media_id="m1", license_id="l1", size="huge", format="jpg", ext=".jpg"
+    )
+    for name, other in (("media_type", "videos"), ("media_id", "m2"), ("size", "small")):
+        one = render(template, **sample)
+        two = render(template, **{**sample, name: other})
+        if xmp_key(one, "replace") == xmp_key(two, "replace"):
+            raise ValueError(
+                f"{{{name}}} must not be the last suffix of the file name: with "
+                "storage.xmp_sidecars = replace two files would share one XMP sidecar"
+            )
+
+
+def _check_separated(parsed: list[tuple[str, str | None, str | None, str | None]]) -> None:
     """Two placeholders must be parted by a '/' or a '.', which no value contains (except
     before {ext}, which starts with its dot): ``{media_id}-{size}`` would let asset ``1-a``
     size ``b`` and asset ``1`` size ``a-b`` share one key."""
@@ -126,7 +149,8 @@ def render(
 
 def check_key(key: str) -> str:
     """A relative key of plain segments: no empty, ``.``/``..`` or hidden segment, and no
-    collision with a sidecar or the quarantine folder."""
+    collision with a sidecar (``metadata.json``, any ``*.xmp``, in any letter case, for
+    case-insensitive filesystems) or the quarantine folder."""
     if not key or key.startswith("/") or "\\" in key or "\x00" in key:
         raise UnsafeValue(f"key {key!r} is not a relative path")
     segments = key.split("/")
@@ -135,8 +159,11 @@ def check_key(key: str) -> str:
             raise UnsafeValue(f"key {key!r} has an empty, hidden or parent segment")
     if posixpath.normpath(key) != key:
         raise UnsafeValue(f"key {key!r} is not normalised")
-    if segments[-1] == SIDECAR_NAME:
+    name = segments[-1].lower()
+    if name == SIDECAR_NAME:
         raise UnsafeValue(f"key {key!r} would overwrite a sidecar")
+    if name.endswith(XMP_SUFFIX):
+        raise UnsafeValue(f"key {key!r} ends in {XMP_SUFFIX}, the name of XMP sidecars")
     if segments[0] in RESERVED_FIRST_SEGMENTS:
         raise UnsafeValue(f"key {key!r} lies in the reserved folder {segments[0]}/")
     return key
@@ -144,3 +171,15 @@ def check_key(key: str) -> str:
 
 def sidecar_key(media_type: str, media_id: str) -> str:
     return f"{media_type}/{check_value('media id', media_id)}/{SIDECAR_NAME}"
+
+
+def xmp_key(file_key: str, style: str) -> str:
+    """The XMP sidecar beside ``file_key``: ``replace`` puts ``.xmp`` in place of the last
+    suffix (``huge.jpg`` -> ``huge.xmp``), ``append`` after the whole name (``huge.jpg.xmp``).
+    No file key ends in ``.xmp`` (check_key), so no sidecar name is ever a file's key."""
+    if style == "append":
+        return file_key + XMP_SUFFIX
+    if style == "replace":
+        folder, name = posixpath.split(file_key)
+        return posixpath.join(folder, posixpath.splitext(name)[0] + XMP_SUFFIX)
+    raise ValueError(f"XMP sidecar style {style!r} has no key (known: {', '.join(XMP_STYLES)})")
