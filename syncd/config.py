@@ -252,7 +252,7 @@ def _key_template(raw: Any, from_env: bool) -> str:
     from syncd.storage.keys import check_template
 
     value = _string(raw, from_env)
-    check_template(value)
+    check_template(value, "off")  # the XMP names are checked against storage.xmp_sidecars
     return value
 
 
@@ -627,6 +627,13 @@ def _check_cross_keys(config: Config) -> None:
         check_url_allowed(config.api.base_url, config.api.allow_http)
     except ValueError as exc:
         raise ConfigError("api.base_url", str(exc)) from None
+    if config.storage.xmp_sidecars != "off":
+        from syncd.storage.keys import check_template
+
+        try:
+            check_template(config.storage.key_template, config.storage.xmp_sidecars)
+        except ValueError as exc:
+            raise ConfigError("storage.key_template", str(exc)) from None
     if config.storage.backend == "s3" and not config.storage.bucket:
         raise ConfigError("storage.bucket", "must be set when storage.backend is s3")
     if config.storage.backend == "filesystem" and not config.storage.path.strip():
