@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything syncd needs to be built, tested and demonstrated, on Debian:
 #   - PostgreSQL (the test suite starts its own throw-away server from these binaries),
+#   - systemd (tests/test_deploy.py checks deploy/'s units with systemd-analyze),
 #   - a virtualenv in .venv holding syncd (editable) and its [test] extras.
 # Idempotent: run it as often as you like.
 #
@@ -59,7 +60,7 @@ have_bench_tools() {
 }
 
 # --- system packages -------------------------------------------------------
-apt_pkgs=(postgresql)
+apt_pkgs=(postgresql systemd)
 if [ "$bench" -eq 1 ]; then
   apt_pkgs+=(nginx-light aria2 rclone curl)
 fi
@@ -68,6 +69,8 @@ need_apt=0
 if in_ci || forced; then
   need_apt=1
 elif ! have_postgres; then
+  need_apt=1
+elif ! command -v systemd-analyze >/dev/null 2>&1; then
   need_apt=1
 elif [ "$bench" -eq 1 ] && ! have_bench_tools; then
   need_apt=1
