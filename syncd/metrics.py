@@ -265,7 +265,7 @@ class Metrics:
     def exposition(self, labels: Mapping[str, str] | None = None) -> bytes:
         """The Prometheus text format, without prometheus_client's ``_created`` series;
         ``labels`` are added to every sample."""
-        return generate_latest(_Exposed(self.registry, dict(labels or {})))  # type: ignore[arg-type]
+        return generate_latest(_Exposed(self.registry, dict(labels or {})))
 
     def write_textfile(
         self, path: str | os.PathLike[str], labels: Mapping[str, str] | None = None
