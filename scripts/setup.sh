@@ -2,6 +2,7 @@
 # Installs everything syncd needs to be built, tested and demonstrated, on Debian:
 #   - PostgreSQL (the test suite starts its own throw-away server from these binaries),
 #   - exiftool (libimage-exiftool-perl: the tests read the XMP sidecars back with it),
+#   - systemd (tests/test_deploy.py checks deploy/'s units with systemd-analyze),
 #   - a virtualenv in .venv holding syncd (editable) and its [test] extras.
 # Idempotent: run it as often as you like.
 #
@@ -60,7 +61,7 @@ have_bench_tools() {
 }
 
 # --- system packages -------------------------------------------------------
-apt_pkgs=(postgresql libimage-exiftool-perl)
+apt_pkgs=(postgresql libimage-exiftool-perl systemd)
 if [ "$bench" -eq 1 ]; then
   apt_pkgs+=(nginx-light aria2 rclone curl)
 fi
@@ -69,6 +70,8 @@ need_apt=0
 if in_ci || forced; then
   need_apt=1
 elif ! have_postgres || ! command -v exiftool >/dev/null 2>&1; then
+  need_apt=1
+elif ! command -v systemd-analyze >/dev/null 2>&1; then
   need_apt=1
 elif [ "$bench" -eq 1 ] && ! have_bench_tools; then
   need_apt=1

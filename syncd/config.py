@@ -208,10 +208,10 @@ def _schedule(raw: Any, from_env: bool) -> Schedule:
     if text == "off":
         return Schedule()
     if len(text.split()) == 5:
-        from apscheduler.triggers.cron import CronTrigger
+        from syncd.schedule import cron_trigger  # cron's weekday numbering: 0 and 7 are Sunday
 
         try:
-            CronTrigger.from_crontab(text, timezone="UTC")
+            cron_trigger(text)
         except ValueError as exc:
             raise ValueError(f"is not a valid cron expression ({exc})") from None
         return Schedule(cron=text)

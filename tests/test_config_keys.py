@@ -117,3 +117,14 @@ def test_syncd_config_and_unrelated_variables_are_not_keys():
     with pytest.raises(ConfigError) as caught:
         env_config(SYNCD_WHATEVER="1")
     assert "SYNCD_<SECTION>__<KEY>" in str(caught.value)
+
+
+@pytest.mark.parametrize("expression", ["0 3 * * 7", "0 3 * * 0", "*/15 * * * 1-5", "0 4 * * sun"])
+def test_cron_schedules_are_read_with_crons_weekday_numbering(expression):
+    assert env_config(SYNCD_JOBS__BACKFILL=expression).jobs.backfill.cron == expression
+
+
+def test_a_bad_cron_schedule_names_its_key():
+    with pytest.raises(ConfigError) as caught:
+        env_config(SYNCD_JOBS__BACKFILL="0 3 * * 8")
+    assert caught.value.key == "jobs.backfill"
