@@ -47,7 +47,6 @@ class Syncd:
             "SHUTTERSTOCK_API_TOKEN": TOKEN,
             "SYNCD_DATABASE__URL": f"sqlite:///{self.db_path}",
             "SYNCD_STORAGE__PATH": str(self.root),
-            "SYNCD_UPDATES__ENABLED": "false",
             "SYNCD_API__MAX_RETRIES": "2",
             "PYTHONPATH": str(REPO),
         }

@@ -25,11 +25,28 @@ def test_logs_are_json_lines_off_a_terminal_and_carry_stream_and_license(syncd):
     import json
 
     done = syncd.sync()
-    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    assert lines, "no log lines at all"
+    assert all(isinstance(line, dict) and line.get("event") for line in lines)
+    fetched = {
+        lic.id: lic.stream
+        for stream in ("images", "videos", "audio")
+        for lic in syncd.sim.catalog.history(stream)
+        if lic.is_downloadable is not False and lic.id != "i5220931177"  # its twin was fetched
+    }
     stored = [line for line in lines if line["event"] == "file.stored"]
-    assert len(stored) == 9 and all(line["license_id"] and line["stream"] for line in stored)
+    assert len(stored) == 9
+    assert {line["license_id"]: line["stream"] for line in stored} == fetched
     unavailable = [line for line in lines if line["event"] == "license.unavailable"]
-    assert all(line["stream"] and line["license_id"] for line in unavailable)
+    assert {line["license_id"]: line["stream"] for line in unavailable} == {
+        "i5302216985": "images",
+        "e3f0c2a9d1b84e6a9c7d5b3a1f2e4d6c8b": "editorial/images",
+    }
+    caught_up = [line["stream"] for line in lines if line["event"] == "stream.caught_up"]
+    assert sorted(caught_up) == sorted(
+        ["images", "videos", "audio", "editorial/images", "editorial/videos"]
+    )
 
 
 def test_demo_syncs_the_simulator_into_syncd_demo(tmp_path):

@@ -480,6 +480,16 @@ def test_reset_log_forgets_requests(sim, api):
     assert sim.requests == []
 
 
+def test_pages_requested_lists_each_list_requests_page_in_order(sim, api):
+    list_page(api, sim, "images", page=2, per_page=1)
+    list_page(api, sim, "images")  # no page parameter: page 1
+    list_page(api, sim, "videos", page=3, per_page=1)
+    list_page(api, sim, "images", page=5, per_page=1)
+    assert sim.pages_requested("images") == [2, 1, 5]
+    assert sim.pages_requested("videos") == [3]
+    assert sim.pages_requested("audio") == []
+
+
 # -- generated catalogs -----------------------------------------------------------------
 
 

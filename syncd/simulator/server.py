@@ -137,6 +137,11 @@ class Simulator:
     def list_requests(self, stream: str) -> list[RequestRecord]:
         return self.api_requests("GET", f"/v2/{stream}/licenses")
 
+    def pages_requested(self, stream: str) -> list[int]:
+        """The `page` of every license-list request of `stream`, in the order received
+        (retries included; 1 where the query gave none)."""
+        return [int(record.query.get("page", ["1"])[0]) for record in self.list_requests(stream)]
+
     def download_requests(self) -> list[RequestRecord]:
         return [record for record in self.requests if record.path.startswith("/files/")]
 
