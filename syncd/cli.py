@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -43,7 +44,11 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
 def _media_list(text: str) -> tuple[str, ...]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [name for name in names if name not in MEDIA_TYPES]
-    if not names or unknown:
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown media type {unknown[0]!r} (known: {', '.join(MEDIA_TYPES)})"
+        )
+    if not names:
         raise argparse.ArgumentTypeError(
             f"expected a comma-separated list of {', '.join(MEDIA_TYPES)}"
         )
@@ -58,14 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     _global_options(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    def command(name: str, help: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help, description=help)
+    def command(name: str, help: str, epilog: str = COMMON_EPILOG) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            epilog=epilog,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _global_options(sub, suppress=True)
+        SUBCOMMANDS[name] = sub
         return sub
 
     sync = command(
         "sync",
         "one-shot catch-up: page every stream to its watermark, fetch everything missing, exit",
+        RUN_EPILOG,
     )
     sync.add_argument(
         "--media",
@@ -86,8 +99,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     db = command("db", "database maintenance")
     db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    upgrade = db_commands.add_parser("upgrade", help="apply the migrations up to head")
+    upgrade = db_commands.add_parser(
+        "upgrade",
+        help="apply the migrations up to head",
+        epilog=COMMON_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _global_options(upgrade, suppress=True)
+    SUBCOMMANDS["db upgrade"] = upgrade
+
+    config = command("config", "configuration")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = config_commands.add_parser(
+        "show",
+        help="print the effective settings and where each came from (the token redacted)",
+        epilog=COMMON_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _global_options(show, suppress=True)
+    show.add_argument("--json", action="store_true", help="print one JSON object")
+    SUBCOMMANDS["config show"] = show
 
     command("demo", "sync the built-in simulator into ./syncd-demo/ (no account, no network)")
 
@@ -97,8 +128,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+COMMON_EPILOG = """\
+configuration: --config PATH, else $SYNCD_CONFIG, else ./config/syncd.toml; every key can be
+set as SYNCD_<SECTION>__<KEY>; `syncd config show` prints the settings in force.
+token: SHUTTERSTOCK_API_TOKEN (or api.token), never printed.
+
+exit codes: 0 ok; 1 some licenses or a stream failed (they stay queued); 2 usage or
+configuration error; 3 the API refused the token; 4 storage or database unusable; 5 the API
+could not be reached; 75 another syncd run holds the lock on this storage (try again later);
+130 interrupted (SIGINT); 143 terminated (SIGTERM)."""
+
+RUN_EPILOG = (
+    COMMON_EPILOG
+    + """
+
+defaults: database.url sqlite:///syncd.db, storage.path ./dam (relative paths in a
+configuration file are relative to its folder), sync.concurrency 4, all five media types."""
+)
+
+SUBCOMMANDS: dict[str, argparse.ArgumentParser] = {}
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    """Parses the command line; an unknown argument is reported with the usage of the command
+    it was given to, not the top-level one."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        name = " ".join(
+            part
+            for part in (
+                args.command,
+                getattr(args, "db_command", None),
+                getattr(args, "config_command", None),
+            )
+            if part
+        )
+        (SUBCOMMANDS.get(name) or parser).error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse(argv)
     logs.configure(args.log_format, args.verbose)
     try:
         return COMMANDS[args.command](args)
@@ -108,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     except SyncdError as exc:
         print(f"syncd: {logs.redact(str(exc))}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # stdout closed early (`syncd status | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except KeyboardInterrupt:  # a second signal, or one outside a run's clean stop
         print("syncd: interrupted", file=sys.stderr)
         return 130
@@ -129,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
 _database_where = "database.url"
 
 
-def _load_config(args) -> Config:
+def _load_config(args, announce: bool = True) -> Config:
+    """The configuration; ``announce`` logs which file, database and storage the command uses
+    (``sync`` does that itself once its own checks passed: a configuration error is one line)."""
     global _database_where
     config = load(args.config)
     from syncd.db.engine import describe
@@ -137,6 +213,8 @@ def _load_config(args) -> Config:
     _database_where = describe(config.database.url)
     if config.api.token:
         logs.register_secret(config.api.token.reveal())
+    if announce:
+        logs.announce_config(config, args.command)
     return config
 
 
@@ -160,10 +238,10 @@ def _stop_on_signals(stop: threading.Event):
 
 
 def cmd_sync(args) -> int:
-    from syncd.summary import Progress
+    from syncd.summary import Progress, report_run
     from syncd.sync import SyncRun
 
-    config = _load_config(args)
+    config = _load_config(args, announce=False)
     progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not args.no_progress)
     stop = threading.Event()
     run = SyncRun(
@@ -179,27 +257,6 @@ def cmd_sync(args) -> int:
     if result.interrupted and received and received[0] == signal.SIGTERM:
         return 143
     return result.exit_code
-
-
-def report_run(result, as_json: bool, dry_run: bool = False) -> None:
-    for line in result.planned:
-        print(f"would {line}")
-    for stream, error in result.refused.items():
-        print(f"syncd: stream {stream} refused by the API: {logs.redact(error)}", file=sys.stderr)
-    for stream, error in result.stream_errors.items():
-        print(f"syncd: stream {stream} failed: {logs.redact(error)}", file=sys.stderr)
-    if result.fatal is not None:
-        print(f"syncd: {logs.redact(str(result.fatal))}", file=sys.stderr)
-    if result.interrupted:
-        print("syncd: interrupted; what finished is kept", file=sys.stderr)
-    summary = result.summary.as_json()
-    if as_json:
-        print(json.dumps(summary), flush=True)
-    else:
-        if dry_run:
-            print("dry run: nothing was fetched, recorded or moved")
-        for key, value in summary.items():
-            print(f"{key:>18}: {value}")
 
 
 def cmd_status(args) -> int:
@@ -222,6 +279,28 @@ def cmd_db(args) -> int:
     return 0
 
 
+def cmd_config(args) -> int:
+    from syncd.config import settings
+
+    config = _load_config(args)
+    rows = settings(config)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "config": config.source,
+                    "settings": {k: {"value": v, "from": o} for k, v, o in rows},
+                }
+            )
+        )
+    else:
+        print(f"# configuration file: {config.source}")
+        width = max(len(key) for key, _, _ in rows)
+        for key, value, origin in rows:
+            print(f"{key:<{width}}  {json.dumps(value)}  ({origin})")
+    return 0
+
+
 def cmd_demo(args) -> int:
     from syncd.demo import run_demo
 
@@ -240,4 +319,5 @@ COMMANDS = {
     "db": cmd_db,
     "demo": cmd_demo,
     "simulator": cmd_simulator,
+    "config": cmd_config,
 }

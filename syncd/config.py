@@ -14,7 +14,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -483,6 +483,8 @@ class Config:
     jobs: JobsConfig
     serve: ServeConfig
     source: str = "defaults"
+    # where each key's value came from: "default", "file (PATH)", "environment (NAME)"
+    origins: dict[str, str] = field(default_factory=dict, compare=False)
 
 
 _SECTION_CLASSES = {
@@ -521,6 +523,7 @@ def load(
     _reject_unknown(document, environ)
 
     sections: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     for section, cls in _SECTION_CLASSES.items():
         values = {}
         table = document.get(section, {})
@@ -528,16 +531,24 @@ def load(
             parse = f.metadata["parse"]
             name = f"{section}.{f.name}"
             env_key = env_name(section, f.name)
+            origins[name] = "default"
             try:
                 if env_key in environ:
                     values[f.name] = parse(environ[env_key], True)
+                    origins[name] = f"environment ({env_key})"
                 elif f.name in table:
                     values[f.name] = parse(table[f.name], False)
+                    origins[name] = f"file ({path})"
             except ValueError as exc:
                 raise ConfigError(name, str(exc)) from None
         sections[section] = cls(**values)
     config = Config(**sections, source=str(path) if path else "defaults")
     config = _fill_derived(config, environ)
+    if path is not None:
+        config = _relative_to_file(config, path.absolute().parent, origins)
+    if origins["api.token"] == "default" and config.api.token:
+        origins["api.token"] = "environment (SHUTTERSTOCK_API_TOKEN)"
+    config = replace(config, origins=origins)
     _check_cross_keys(config)
     return config
 
@@ -589,6 +600,25 @@ def _did_you_mean(variable: str, names: dict[str, str]) -> str:
     return f"; did you mean {hit} (the key {names[hit]})?"
 
 
+def _relative_to_file(config: Config, folder: Path, origins: dict[str, str]) -> Config:
+    """Relative paths written in a configuration file (``storage.path``, the file of a relative
+    ``sqlite:///`` URL) are relative to that file's folder, wherever syncd is started from;
+    from the environment or the defaults, to the working folder."""
+    from dataclasses import replace
+
+    storage, database = config.storage, config.database
+    if origins["storage.path"].startswith("file") and not Path(storage.path).is_absolute():
+        storage = replace(storage, path=str(folder / storage.path))
+    if origins["database.url"].startswith("file"):
+        prefix = "sqlite:///"
+        url = database.url
+        if url.startswith(prefix) and url[len(prefix) :] not in ("", ":memory:"):
+            relative = url[len(prefix) :]
+            if not relative.startswith("/"):
+                database = replace(database, url=prefix + str(folder / relative))
+    return replace(config, storage=storage, database=database)
+
+
 def _fill_derived(config: Config, environ: dict[str, str]) -> Config:
     from dataclasses import replace
 
@@ -638,6 +668,34 @@ def _check_cross_keys(config: Config) -> None:
         raise ConfigError("storage.bucket", "must be set when storage.backend is s3")
     if config.storage.backend == "filesystem" and not config.storage.path.strip():
         raise ConfigError("storage.path", "must not be empty")
+
+
+def shown(value: Any) -> Any:
+    """A setting as ``syncd config show`` prints it (JSON-able; the token redacted)."""
+    if isinstance(value, Secret):
+        return "***" if value else None
+    if isinstance(value, Schedule):
+        if value.off:
+            return "off"
+        return value.cron if value.cron else f"{value.interval_s}s"
+    if isinstance(value, Since):
+        return "now" if value.now else value.moment.isoformat() if value.moment else None
+    if isinstance(value, tuple):
+        if len(value) == 2 and isinstance(value[1], int) and not isinstance(value[1], bool):
+            return f"{value[0]}:{value[1]}"
+        return list(value)
+    return value
+
+
+def settings(config: Config) -> list[tuple[str, Any, str]]:
+    """Every key with its effective value and where it came from."""
+    rows = []
+    for section in _SECTION_CLASSES:
+        values = getattr(config, section)
+        for f in fields(values):
+            name = f"{section}.{f.name}"
+            rows.append((name, shown(getattr(values, f.name)), config.origins.get(name, "default")))
+    return rows
 
 
 def require_token(config: Config) -> str:

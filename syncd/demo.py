@@ -7,7 +7,7 @@ from pathlib import Path
 
 from syncd import logs
 from syncd.config import load
-from syncd.summary import Progress
+from syncd.summary import Progress, report_run
 from syncd.sync import SyncRun
 
 DEMO_DIR = Path("syncd-demo")
@@ -35,7 +35,6 @@ def run_demo(args) -> int:
             media=config.sync.media,
             progress=Progress(sys.stderr, enabled=sys.stderr.isatty()),
         ).execute()
-    from syncd.cli import report_run
 
     report_run(result, as_json=False)
     root = DEMO_DIR / "dam"

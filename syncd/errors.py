@@ -35,3 +35,9 @@ class StorageBusy(SyncdError):
     try again later)."""
 
     exit_code = 75
+
+
+class ApiUnreachable(SyncdError):
+    """The API could not be reached at all: no answer after the retries (CONTRACT 2)."""
+
+    exit_code = 5

@@ -60,3 +60,17 @@ def configure(log_format: str | None = None, verbose: bool = False, stream=None)
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+
+
+def announce_config(config, command: str) -> None:
+    """Logs which configuration file, database and storage a command uses (never the token)."""
+    from syncd.db.engine import describe
+    from syncd.storage import describe_storage
+
+    structlog.get_logger("syncd").info(
+        "config.loaded",
+        command=command,
+        config=config.source,
+        database=describe(config.database.url),
+        storage=describe_storage(config.storage),
+    )

@@ -5,21 +5,6 @@ from __future__ import annotations
 import threading
 from dataclasses import asdict, dataclass, field
 
-SUMMARY_KEYS = (
-    "licenses_seen",
-    "new_licenses",
-    "downloaded",
-    "already_present",
-    "relicensed",
-    "credits_spent",
-    "credits_planned",
-    "unavailable",
-    "failed",
-    "bytes_downloaded",
-    "api_requests",
-    "duration_s",
-)
-
 
 @dataclass
 class Summary:
@@ -30,6 +15,7 @@ class Summary:
     relicensed: int = 0
     credits_spent: int = 0
     credits_planned: int = 0
+    planned: int = 0
     unavailable: int = 0
     failed: int = 0
     bytes_downloaded: int = 0
@@ -71,6 +57,8 @@ class RunResult:
             2: "usage",
             3: "refused",
             4: "storage",
+            5: "unreachable",
+            75: "busy",
             130: "interrupted",
         }.get(self.exit_code, "failed")
 
@@ -97,3 +85,35 @@ class Progress:
         if self.enabled:
             self._stream.write("\n")
             self._stream.flush()
+
+
+def report_run(result: RunResult, as_json: bool, dry_run: bool = False) -> None:
+    """What a run prints: the plan (dry run) and the summary on stdout, what went wrong on
+    stderr, one line each."""
+    import json
+    import sys
+
+    from syncd import logs
+
+    for line in result.planned:
+        print(line)
+    for stream, error in result.refused.items():
+        print(f"syncd: stream {stream} refused by the API: {logs.redact(error)}", file=sys.stderr)
+    for stream, error in result.stream_errors.items():
+        print(f"syncd: stream {stream} failed: {logs.redact(error)}", file=sys.stderr)
+    if result.fatal is not None:
+        print(f"syncd: {logs.redact(str(result.fatal))}", file=sys.stderr)
+    if result.interrupted:
+        print("syncd: interrupted; what finished is kept", file=sys.stderr)
+    summary = result.summary
+    if dry_run:
+        print(
+            f"plan: {summary.planned} to fetch, {summary.already_present} already present, "
+            f"{summary.unavailable} unavailable, {summary.failed} would fail, "
+            f"{summary.credits_planned} credits; dry run: nothing was fetched, recorded or moved"
+        )
+    if as_json:
+        print(json.dumps(summary.as_json()), flush=True)
+    else:
+        for key, value in summary.as_json().items():
+            print(f"{key:>18}: {value}")

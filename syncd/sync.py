@@ -24,7 +24,7 @@ from syncd.config import Config, require_token
 from syncd.db import connect, ledger, upgrade
 from syncd.db.engine import HEAD_REVISION, DatabaseError, check_url, current_revision, sqlite_path
 from syncd.db.lease import Lease
-from syncd.errors import AuthError, StorageBusy, StorageError
+from syncd.errors import ApiUnreachable, AuthError, StorageBusy, StorageError
 from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
 from syncd.sidecar import SidecarBook
@@ -128,6 +128,7 @@ class SyncRun:
     def execute(self) -> RunResult:
         started = time.monotonic()
         client, storage, engine = self.prepare()
+        logs.announce_config(self.config, "sync --dry-run" if self.dry_run else "sync")
         summary = self.result.summary
         self._outcomes.storage = storage.identity
         lease = None
@@ -143,9 +144,12 @@ class SyncRun:
                 run = None if lease is None else self._begin(session, storage, lease)
                 try:
                     for media_type in self.media:
+                        self._check_reachable(client)
                         self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
+                    self._check_reachable(client)
                     self._fetch_missing(session, client, storage)
-                except (AuthError, StorageError) as exc:
+                    self._check_reachable(client)
+                except (AuthError, StorageError, ApiUnreachable) as exc:
                     self.result.fatal = exc
                 except Interrupted:
                     self.result.interrupted = True
@@ -182,6 +186,15 @@ class SyncRun:
         session.commit()
         lease.attach_run(run.id)
         return run
+
+    def _check_reachable(self, client: ApiClient) -> None:
+        """Once the API has stopped answering, the run ends with exit 5 naming it; what is
+        queued stays queued for the next run."""
+        if client.given_up:
+            raise ApiUnreachable(
+                f"the API at {client.base_url} could not be reached ({client.given_up}); check "
+                "api.base_url, the network and any proxy; everything queued stays queued"
+            )
 
     def _lease_lost(self) -> None:
         """Another process took this storage's lease (ours was not renewed in time): writing on
@@ -336,11 +349,7 @@ class SyncRun:
             pending = [group for group in groups.values() if group.need is not None]
             if self.dry_run:
                 for group in pending:
-                    need = group.need
-                    self.result.planned.append(
-                        f"redownload {need.stream.media_type}/{need.media_id} size {need.size} "
-                        f"(license {need.license_ids[0]})"
-                    )
+                    self._plan_fetch(group)
                 return
             self._run_fetches(session, client, book, pending)
         finally:
@@ -429,6 +438,31 @@ class SyncRun:
         if error is not None:
             raise error
 
+    def _plan_line(self, what: str, lic: LicenseRecord, reason: str | None = None) -> None:
+        line = f"{what} {lic.media_type}/{lic.media_id} size {lic.size} (license {lic.license_id})"
+        self.result.planned.append(f"{line}: {reason}" if reason else line)
+
+    def _plan_fetch(self, group: Group) -> None:
+        """A dry run's account of a group it would fetch: one license planned, the rest as a
+        real run would count them once that file is stored."""
+        summary = self.result.summary
+        fetched = group.need.license_ids[0]
+        summary.planned += 1
+        self._plan_line("would redownload", group.records[fetched])
+        for license_id, action in group.actions.items():
+            lic = group.records[license_id]
+            if license_id == fetched:
+                continue
+            if action.kind == INVALID:
+                summary.failed += 1
+                self._plan_line("would fail", lic, action.reason)
+            elif action.kind == UNAVAILABLE:
+                summary.unavailable += 1
+                self._plan_line("unavailable", lic, action.reason)
+            else:
+                summary.already_present += 1
+                self._plan_line("already present once fetched", lic)
+
     def _settle(
         self,
         session: Session,
@@ -464,14 +498,20 @@ class SyncRun:
             elif action.kind == INVALID:
                 summary.failed += 1
                 bound.error("license.failed", reason=action.reason)
+                if self.dry_run:
+                    self._plan_line("would fail", group.records[license_id], action.reason)
                 self._set(first.media_type, license_id, ledger.FAILED, action.reason)
             elif stored is not None or (action.kind == STORED and existing is not None):
                 summary.already_present += 1
+                if self.dry_run:
+                    self._plan_line("already present", group.records[license_id])
                 key = stored.key if stored else existing.key
                 self._set(first.media_type, license_id, ledger.STORED, None, key)
             elif action.kind == UNAVAILABLE:
                 summary.unavailable += 1
                 bound.info("license.unavailable", reason=action.reason)
+                if self.dry_run:
+                    self._plan_line("unavailable", group.records[license_id], action.reason)
                 self._set(
                     first.media_type,
                     license_id,

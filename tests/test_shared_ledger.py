@@ -228,3 +228,24 @@ def test_the_migration_marks_todays_relicensing_is_off_rows_and_keeps_their_file
     engine.dispose()
     assert marks == {"e1": "relicense", "e2": None}
     assert files == [("", "images/1/huge.jpg")]  # adopted by the first storage that runs
+
+
+def test_a_storage_added_to_a_ledger_later_is_filled_too(tmp_path, sim):
+    """Licenses are the account's, files each storage's: a second root on a ledger that
+    already stored everything in the first gets every file (and sidecar) of its own."""
+    first = Syncd(tmp_path / "a", sim)
+    second = Syncd(tmp_path / "b", sim)
+    for one in (first, second):
+        one.home.mkdir()
+        one.env["SYNCD_DATABASE__URL"] = f"sqlite:///{tmp_path / 'shared.db'}"
+    assert first.sync().summary["downloaded"] == 9
+    done = second.sync()
+    assert done.returncode == 0, done.stderr
+    assert done.summary["new_licenses"] == 0 and done.summary["downloaded"] == 9
+    assert sorted(second.stored_files()) == sorted(first.stored_files())
+    assert_every_file_correct(second)
+    assert second.sidecar("images", "59656357")["files"] == [
+        {**f} for f in first.sidecar("images", "59656357")["files"]
+    ]
+    again = first.sync()
+    assert again.summary["downloaded"] == 0 and again.summary["api_requests"] == 5

@@ -68,6 +68,7 @@ class ApiClient:
         self._lock = threading.Lock()
         self.requests_sent = 0
         self._unanswered_in_a_row = 0
+        self._ever_answered = False
         self._given_up: str | None = None
 
     def close(self) -> None:
@@ -113,15 +114,24 @@ class ApiClient:
             with self._lock:
                 if exc.unanswered:
                     self._unanswered_in_a_row += 1
-                    if self._unanswered_in_a_row >= GIVE_UP_AFTER and not self._given_up:
+                    # an API that never answered this run is given up after one request
+                    limit = GIVE_UP_AFTER if self._ever_answered else 1
+                    if self._unanswered_in_a_row >= limit and not self._given_up:
                         self._given_up = str(exc)
                         log.error("api.given_up", error=str(exc))
                 else:
                     self._unanswered_in_a_row = 0
+                    self._ever_answered = True
             raise
         with self._lock:
             self._unanswered_in_a_row = 0
+            self._ever_answered = True
         return document
+
+    @property
+    def given_up(self) -> str | None:
+        """Why the API is taken to be unreachable for this run, or None."""
+        return self._given_up
 
     def _request_with_retries(
         self, what: str, method: str, path: str, params: dict | None, json_body: Any
@@ -183,7 +193,11 @@ class ApiClient:
     def _error_for(what: str, status: int, body: bytes) -> Exception:
         message = f"{what}: HTTP {status}: {error_message(body)}"
         if status == 401:
-            return AuthError(f"the API refused the credentials (401) on {what}")
+            return AuthError(
+                f"the API refused the credentials (401) on {what}: check the token in "
+                "SHUTTERSTOCK_API_TOKEN (or api.token), that it has not expired, and that it "
+                "has the licenses.view scope"
+            )
         if status == 403:
             return Forbidden(message, status)
         if status == 404:

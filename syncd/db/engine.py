@@ -29,6 +29,10 @@ def check_url(url: str) -> None:
         parsed = make_url(url)
     except ArgumentError:
         raise ConfigError("database.url", "is not a SQLAlchemy URL") from None
+    if parsed.get_backend_name() == "postgres":
+        raise ConfigError(
+            "database.url", "postgres:// is not a SQLAlchemy URL: write postgresql+psycopg://..."
+        )
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
         raise ConfigError(
             "database.url",

@@ -6,7 +6,17 @@ from syncd.config import StorageConfig
 from syncd.errors import ConfigError
 from syncd.storage.base import ObjectWriter, Storage
 
-__all__ = ["ObjectWriter", "Storage", "open_storage"]
+__all__ = ["ObjectWriter", "Storage", "describe_storage", "open_storage"]
+
+
+def describe_storage(config: StorageConfig) -> str:
+    """Where files go, for log lines and errors, without opening anything."""
+    if config.backend == "s3":
+        where = f"s3://{config.bucket}/{config.prefix}".rstrip("/")
+        return f"{where} at {config.endpoint_url}" if config.endpoint_url else where
+    from pathlib import Path
+
+    return f"folder {str(Path(config.path).absolute())!r}"
 
 
 def open_storage(config: StorageConfig) -> Storage:
