@@ -137,8 +137,11 @@ def test_example_config_documents_the_defaults():
     example = Path(__file__).resolve().parent.parent / "config" / "syncd.example.toml"
     documented = load(str(example), environ={})
     defaults = load(environ={}, search=False)
-    for section in ("api", "database", "storage", "sync", "updates", "relicense", "jobs", "serve"):
+    for section in ("api", "sync", "updates", "relicense", "jobs", "serve"):
         assert repr(getattr(documented, section)) == repr(getattr(defaults, section)), section
+    # relative paths in a file resolve against its folder (CONTRACT 3)
+    assert documented.database.url == f"sqlite:///{example.parent / 'syncd.db'}"
+    assert documented.storage.path == str(example.parent / "dam")
 
 
 @pytest.mark.parametrize(
