@@ -98,27 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
     db = command("db", "database maintenance")
-    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
-    upgrade = db_commands.add_parser(
-        "upgrade",
-        help="apply the migrations up to head",
-        epilog=COMMON_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    _global_options(upgrade, suppress=True)
-    SUBCOMMANDS["db upgrade"] = upgrade
+    db_actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    action(db_actions, "db upgrade", "apply the migrations up to head")
 
     config = command("config", "configuration")
-    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    show = config_commands.add_parser(
-        "show",
-        help="print the effective settings and where each came from (the token redacted)",
-        epilog=COMMON_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    config_actions = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    show = action(
+        config_actions,
+        "config show",
+        "print the effective settings and where each came from (the token redacted)",
     )
-    _global_options(show, suppress=True)
     show.add_argument("--json", action="store_true", help="print one JSON object")
-    SUBCOMMANDS["config show"] = show
 
     command("demo", "sync the built-in simulator into ./syncd-demo/ (no account, no network)")
 
@@ -147,6 +137,20 @@ configuration file are relative to its folder), sync.concurrency 4, all five med
 )
 
 SUBCOMMANDS: dict[str, argparse.ArgumentParser] = {}
+
+
+def action(actions, name: str, help: str) -> argparse.ArgumentParser:
+    """An action of a command (``db upgrade``, ``config show``) with the global options."""
+    sub = actions.add_parser(
+        name.split()[-1],
+        help=help,
+        description=help,
+        epilog=COMMON_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _global_options(sub, suppress=True)
+    SUBCOMMANDS[name] = sub
+    return sub
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
