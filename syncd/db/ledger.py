@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -99,7 +100,9 @@ def record_licenses(session: Session, licenses: list[LicenseRecord]) -> list[Lic
     if not licenses:
         return []
     now = utcnow()
-    unique = {(lic.media_type, lic.license_id): lic for lic in reversed(licenses)}
+    unique: dict[tuple[str, str], LicenseRecord] = {}  # each license once, in the order seen
+    for lic in licenses:
+        unique.setdefault((lic.media_type, lic.license_id), lic)
     rows = [
         dict(
             media_type=lic.media_type,
@@ -129,12 +132,7 @@ def record_licenses(session: Session, licenses: list[LicenseRecord]) -> list[Lic
             .returning(License.media_type, License.license_id)
         )
         inserted.update((row[0], row[1]) for row in result)
-    new = []
-    for lic in licenses:  # in the order seen, each once
-        key = (lic.media_type, lic.license_id)
-        if key in inserted:
-            inserted.discard(key)
-            new.append(lic)
+    new = [lic for key, lic in unique.items() if key in inserted]
     mark_sidecars_dirty(session, {(lic.media_type, lic.media_id) for lic in new})
     return new
 
@@ -412,8 +410,6 @@ def abandon_unfinished_runs(session: Session) -> list[int]:
 
 
 def start_run(session: Session, command: str, storage: str | None = None) -> Run:
-    import os
-
     from syncd.db.lease import this_host
 
     run = Run(
