@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from dataclasses import replace
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
@@ -55,6 +56,16 @@ def _media_list(text: str) -> tuple[str, ...]:
     return tuple(name for name in MEDIA_TYPES if name in names)
 
 
+def _bwlimit_arg(text: str) -> int:
+    """``--bwlimit``: bytes per second (``20MB``, ``500KiB``), or 0 for ``off``."""
+    from syncd.config import parse_bwlimit
+
+    try:
+        return parse_bwlimit(text) or 0
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncd", description="Keeps a DAM in step with everything licensed from Shutterstock."
@@ -92,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="page the API and print the plan; fetch, record and move nothing",
     )
     sync.add_argument("--json", action="store_true", help="print the summary as one JSON line")
+    sync.add_argument(
+        "--bwlimit",
+        type=_bwlimit_arg,
+        metavar="RATE",
+        help="bytes per second over all transfers, e.g. 20MB or off (replaces sync.bwlimit)",
+    )
     sync.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
 
     status = command("status", "watermarks, last runs and counts per media type")
@@ -246,6 +263,8 @@ def cmd_sync(args) -> int:
     from syncd.sync import SyncRun
 
     config = _load_config(args, announce=False)
+    if args.bwlimit is not None:
+        config = replace(config, sync=replace(config.sync, bwlimit=args.bwlimit or None))
     progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not args.no_progress)
     stop = threading.Event()
     run = SyncRun(

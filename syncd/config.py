@@ -311,11 +311,17 @@ def _size(minimum: int = 1, maximum: int | None = None) -> Parser:
     return parse
 
 
-def _bwlimit(raw: Any, from_env: bool) -> int | None:
+def parse_bwlimit(raw: Any) -> int | None:
     """Bytes per second over all transfers, or None for ``off``."""
     if isinstance(raw, str) and raw.strip().lower() in ("off", "0", ""):
         return None
+    if raw == 0:
+        return None
     return parse_size(raw)
+
+
+def _bwlimit(raw: Any, from_env: bool) -> int | None:
+    return parse_bwlimit(raw)
 
 
 def _optional_integer(minimum: int | None = None) -> Parser:

@@ -17,6 +17,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from syncd.api.client import ApiClient, ApiError, Forbidden, NotFound
 from syncd.api.http import make_session, proxies_for
 from syncd.api.retry import RetryPolicy, is_retriable
+from syncd.bwlimit import RateLimit
 from syncd.config import check_url_allowed
 from syncd.storage.base import Storage
 from syncd.storage.keys import UnsafeValue, check_key, extension_of, render
@@ -43,6 +44,7 @@ MAX_REDIRECTS = 5
 @dataclass(frozen=True)
 class TransferConfig:
     chunk_size: int = 1 << 20
+    bwlimit: int | None = None  # bytes per second over all transfers (sync.bwlimit)
     attempts: int = 4  # tries of one URL when the transfer breaks
     timeout_s: float = 60.0
     backoff: RetryPolicy = field(default_factory=lambda: RetryPolicy(base_s=0.5, cap_s=10.0))
@@ -101,6 +103,7 @@ class Fetcher:
         self.stop = stop or threading.Event()
         self._session = make_session(pool_size)
         self._watchdog = Watchdog(transfer.timeout_s, self.stop)
+        self._rate = RateLimit(transfer.bwlimit) if transfer.bwlimit else None
 
     def close(self) -> None:
         self._watchdog.close()
@@ -252,6 +255,16 @@ class Fetcher:
                 raise FetchFailed(f"download redirected to a refused URL: {exc}") from None
         raise FetchFailed(f"download redirected more than {MAX_REDIRECTS} times")
 
+    def _keep_to_rate(self, wait_s: float, progress: Callable[[], None]) -> None:
+        """Waits out the bandwidth limit in steps, so that a stopping run stops at once and
+        the watchdog does not take our own wait for a stalled host."""
+        while wait_s > 0:
+            step = min(wait_s, 1.0)
+            if self.stop.wait(step):
+                raise Interrupted()
+            progress()
+            wait_s -= step
+
     def _stream_into_storage(
         self,
         response: requests.Response,
@@ -276,11 +289,14 @@ class Fetcher:
                     if self.stop.is_set():
                         raise Interrupted()
                     buffer = sink.free_buffer()
-                    count = read(buffer)
+                    rate = self._rate
+                    count = read(buffer if rate is None else buffer[: rate.limit(len(buffer))])
                     if not count:
                         break
                     progress()
                     sink.submit(buffer, count)
+                    if rate is not None:
+                        self._keep_to_rate(rate.book(count), progress)
                 progress()
                 digest, received = sink.finish()
             if expected is not None and received != expected:

@@ -367,7 +367,9 @@ class SyncRun:
             book.storage,
             key_template=self.config.storage.key_template,
             allow_http=self.config.api.allow_http,
-            transfer=TransferConfig(timeout_s=self.config.api.timeout_s),
+            transfer=TransferConfig(
+                timeout_s=self.config.api.timeout_s, bwlimit=self.config.sync.bwlimit
+            ),
             pool_size=self.config.sync.concurrency,
             stop=self.stop,
         )

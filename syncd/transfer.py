@@ -209,11 +209,16 @@ def body_reader(response: requests.Response):
             return body.readinto
         return response.raw.readinto
     chunks = response.iter_content(1 << 20)
+    left = memoryview(b"")
 
     def read(view: memoryview) -> int:
-        chunk = next(chunks, b"")
-        view[: len(chunk)] = chunk
-        return len(chunk)
+        nonlocal left
+        if not left:
+            left = memoryview(next(chunks, b""))
+        count = min(len(view), len(left))
+        view[:count] = left[:count]
+        left = left[count:]
+        return count
 
     return read
 
