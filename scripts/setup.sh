@@ -6,8 +6,10 @@
 #   - a virtualenv in .venv holding syncd (editable) and its [test] extras.
 # Idempotent: run it as often as you like.
 #
-# Usage: scripts/setup.sh [--bench]
-#   --bench   also install nginx-light, aria2, rclone and curl (for benchmarks/)
+# Usage: scripts/setup.sh [--bench | --runtime]
+#   --bench     also install nginx-light, aria2, rclone and curl (for benchmarks/)
+#   --runtime   only what syncd needs to run (scripts/demo.sh): no system packages, no
+#               test dependencies; a .venv set up for the tests is good enough as it is
 #
 # Environment:
 #   CI=true              always run apt-get update + install and pip install
@@ -17,9 +19,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bench=0
+runtime=0
 for arg in "$@"; do
   case "$arg" in
     --bench) bench=1 ;;
+    --runtime) runtime=1 ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) echo "setup.sh: unknown argument: $arg (try --help)" >&2; exit 2 ;;
   esac
@@ -67,7 +71,9 @@ if [ "$bench" -eq 1 ]; then
 fi
 
 need_apt=0
-if in_ci || forced; then
+if [ "$runtime" -eq 1 ]; then
+  need_apt=0
+elif in_ci || forced; then
   need_apt=1
 elif ! have_postgres || ! command -v exiftool >/dev/null 2>&1; then
   need_apt=1
@@ -77,7 +83,9 @@ elif [ "$bench" -eq 1 ] && ! have_bench_tools; then
   need_apt=1
 fi
 
-if [ "$need_apt" -eq 1 ]; then
+if [ "$runtime" -eq 1 ]; then
+  log "runtime only: system packages not needed"
+elif [ "$need_apt" -eq 1 ]; then
   log "apt-get install ${apt_pkgs[*]}"
   apt_opts=(-q -o Acquire::Retries=3 -o DPkg::Lock::Timeout=300)
   as_root env DEBIAN_FRONTEND=noninteractive apt-get "${apt_opts[@]}" update >&2
@@ -106,7 +114,16 @@ fi
 # successful install; CI always installs.
 want_stamp="$( { cat pyproject.toml; "$VENV/bin/python" -VV; } | sha256sum | cut -d' ' -f1)"
 have_stamp="$(cat "$STAMP" 2>/dev/null || true)"
-if in_ci || forced || [ "$want_stamp" != "$have_stamp" ] || [ ! -x "$VENV/bin/syncd" ]; then
+RUNTIME_STAMP="$VENV/.syncd-runtime-stamp"
+if [ "$runtime" -eq 1 ]; then
+  if [ "$want_stamp" = "$have_stamp" ] || [ "$want_stamp" = "$(cat "$RUNTIME_STAMP" 2>/dev/null || true)" ]; then
+    log "$VENV is up to date (pip skipped)"
+  else
+    log "pip install -e . (runtime dependencies only)"
+    PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --no-input -e . >&2
+    echo "$want_stamp" > "$RUNTIME_STAMP"
+  fi
+elif in_ci || forced || [ "$want_stamp" != "$have_stamp" ] || [ ! -x "$VENV/bin/syncd" ]; then
   log "pip install -e '.[test]'"
   rm -f "$STAMP"
   PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --no-input -e '.[test]' >&2
