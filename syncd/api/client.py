@@ -27,6 +27,8 @@ from syncd.errors import AuthError
 
 log = structlog.get_logger("syncd.api")
 
+# what a host that is not there at all answers (a closed port, a name that does not resolve)
+NOT_THERE = frozenset({"connection refused", "name or service not known"})
 GIVE_UP_AFTER = 2  # requests in a row that used up their retries
 
 
@@ -140,10 +142,13 @@ class ApiClient:
         answered = False
         while True:
             retry_after = None
+            refused = False
             try:
                 response = self._send(method, path, params, json_body)
             except requests.RequestException as exc:
-                failure = ApiError(f"{what}: {_network_reason(exc)}")
+                reason = _network_reason(exc)
+                refused = reason in NOT_THERE
+                failure = ApiError(f"{what}: {reason}")
             else:
                 answered = True
                 status = response.status_code
@@ -157,7 +162,10 @@ class ApiClient:
                     if not is_retriable(status):
                         raise failure
                     retry_after = response.headers.get("Retry-After")
-            if attempt >= self.policy.max_retries:
+            # An API that has not answered once this run and refuses the connection is not
+            # there (a wrong base_url, a closed port): one retry, not the whole backoff ladder.
+            not_there = refused and not answered and not self._ever_answered
+            if attempt >= self.policy.max_retries or (not_there and attempt >= 1):
                 raise ApiError(
                     f"{failure} (after {attempt + 1} attempts)",
                     failure.status,
