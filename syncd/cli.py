@@ -114,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     status = command("status", "watermarks, last runs and counts per media type")
     status.add_argument("--json", action="store_true", help="print one JSON object")
 
+    verify = command(
+        "verify",
+        "check every stored file (present, size, sha256) and what killed runs left; no API request",
+        VERIFY_EPILOG,
+    )
+    verify.add_argument(
+        "--repair",
+        action="store_true",
+        help="queue missing and corrupt files for the next sync and remove leftovers",
+    )
+    verify.add_argument(
+        "--full", action="store_true", help="re-hash every file now (else verify.rehash_after)"
+    )
+    verify.add_argument("--json", action="store_true", help="print the report as one JSON line")
+    verify.add_argument("--no-progress", action="store_true", help="no progress on a terminal")
+
     db = command("db", "database maintenance")
     db_actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     action(db_actions, "db upgrade", "apply the migrations up to head")
@@ -152,6 +168,13 @@ RUN_EPILOG = (
 defaults: database.url sqlite:///syncd.db, storage.path ./dam (relative paths in a
 configuration file are relative to its folder), sync.concurrency 4, all five media types."""
 )
+
+VERIFY_EPILOG = """exit codes: 0 everything is right (or was repaired), 1 something is wrong and
+was not repaired, 2 usage or configuration, 4 storage or database, 75 a sync holds the lock on
+this storage.
+
+--repair deletes no stored data: a corrupt file stays in place until the next sync stores its
+replacement over it."""
 
 SUBCOMMANDS: dict[str, argparse.ArgumentParser] = {}
 
@@ -336,8 +359,26 @@ def cmd_simulator(args) -> int:
     return run(args)
 
 
+def cmd_verify(args) -> int:
+    from syncd.verify import Verify, render
+
+    config = _load_config(args, announce=False)
+    stop = threading.Event()
+    job = Verify(config, repair=args.repair, full=args.full, stop=stop)
+    with _stop_on_signals(stop) as received:
+        report = job.execute()
+    if args.json:
+        print(json.dumps(report.as_json()))
+    else:
+        print(render(report, args.repair))
+    if job.interrupted:
+        return 143 if received and received[0] == signal.SIGTERM else 130
+    return 1 if report.wrong else 0
+
+
 COMMANDS = {
     "sync": cmd_sync,
+    "verify": cmd_verify,
     "status": cmd_status,
     "db": cmd_db,
     "demo": cmd_demo,

@@ -91,6 +91,8 @@ class StoredFile(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     stored_at: Mapped[datetime] = mapped_column(DateTime)
+    # the last time `verify` re-hashed it and found it right; NULL: not since it was stored
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Sidecar(Base):

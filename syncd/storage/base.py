@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
 
 
 class ObjectWriter(ABC):
@@ -69,9 +68,9 @@ class Storage(ABC):
     def delete(self, key: str) -> None: ...
 
     @abstractmethod
-    def exclusive(self) -> AbstractContextManager:
-        """Held by a run for its whole length: a second run on the same storage raises
-        StorageBusy instead of removing the first one's partial files under it."""
+    def leftovers(self) -> list[str]:
+        """What killed runs left half-written (partial files, unfinished multipart uploads),
+        one name each, for ``verify``."""
 
     @abstractmethod
     def remove_partials(self) -> int:

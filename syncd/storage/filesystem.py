@@ -10,10 +10,9 @@ import shutil
 import threading
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from syncd.errors import StorageBusy, StorageError
+from syncd.errors import StorageError
 from syncd.storage.base import ObjectWriter, Storage
 
 PARTIAL_DIR = ".syncd-partial"
@@ -173,24 +172,10 @@ class FilesystemStorage(Storage):
     def delete(self, key: str) -> None:
         self.path_of(key).unlink(missing_ok=True)
 
-    @contextmanager
-    def exclusive(self):
-        path = self.root / LOCK_FILE
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as exc:
-            raise _storage_error("create", path, exc) from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise StorageBusy(
-                    f"another syncd run is using {str(self.root)!r} (it holds "
-                    f"{LOCK_FILE}); nothing was done, try again when it ends"
-                ) from None
-            yield
-        finally:
-            os.close(fd)
+    def leftovers(self) -> list[str]:
+        if not self.partial_dir.is_dir():
+            return []
+        return sorted(f"{PARTIAL_DIR}/{entry.name}" for entry in self.partial_dir.iterdir())
 
     def remove_partials(self) -> int:
         if not self.partial_dir.is_dir():
