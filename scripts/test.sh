@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs syncd's test suite: installs what it needs (scripts/setup.sh), then pytest.
+# Runs syncd's test suite: installs what it needs (scripts/setup.sh), checks lint, format
+# and types (ruff, mypy: strict on the decision modules), then pytest.
 # Arguments go to pytest, e.g.  bash scripts/test.sh tests/test_pgserver.py -x
 # PostgreSQL is started (and stopped) by the test session itself: see tests/pgserver.py.
 # Exits non-zero when a test fails, and also when no test was collected (pytest's 5).
@@ -7,6 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/setup.sh
+
+echo "test.sh: ruff check, ruff format --check, mypy" >&2
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
+.venv/bin/mypy
 
 rc=0
 .venv/bin/python -m pytest -q "$@" || rc=$?

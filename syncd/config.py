@@ -452,7 +452,7 @@ class RelicenseConfig:
     subscription_id: str | None = key(None, _optional_string)
     customer_id: str | None = key(None, _optional_string)
     price: float = key(0.0, _number(0))
-    metadata: dict = key(None, _table)
+    metadata: dict[str, Any] = key(None, _table)
     editorial_license: str | None = key(None, _optional_string)
     audio_license: str = key("audio_platform", _string)
     daily_budget: int | None = key(None, _optional_integer(0))
@@ -559,7 +559,7 @@ def load(
     return config
 
 
-def _read_toml(path: Path) -> dict:
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -571,7 +571,7 @@ def _read_toml(path: Path) -> dict:
         raise ConfigError("--config", f"{str(path)!r} is not valid TOML: {exc}") from None
 
 
-def _reject_unknown(document: dict, environ: dict[str, str]) -> None:
+def _reject_unknown(document: dict[str, Any], environ: dict[str, str]) -> None:
     for section, table in document.items():
         if section not in _SECTION_CLASSES:
             raise ConfigError(section, "unknown section")

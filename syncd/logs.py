@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
@@ -23,7 +25,9 @@ def redact(text: str) -> str:
     return text
 
 
-def _redact_processor(_logger, _method, event_dict: dict) -> dict:
+def _redact_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     if not _secrets:
         return event_dict
     return {

@@ -4,6 +4,8 @@ counts under both), and how many are deleted."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
@@ -17,7 +19,10 @@ COUNTED = ("stored", "pending", "unavailable", "failed", "deleted")
 
 
 def collect(config: Config) -> dict:
-    report = {"streams": [], "media": {m: dict.fromkeys(COUNTED, 0) for m in MEDIA_TYPES}}
+    report: dict[str, Any] = {
+        "streams": [],
+        "media": {m: dict.fromkeys(COUNTED, 0) for m in MEDIA_TYPES},
+    }
     check_url(config.database.url)
     path = sqlite_path(config.database.url)
     if path is not None and not path.exists():
@@ -46,12 +51,12 @@ def collect(config: Config) -> dict:
             )
             for media_type, status, count in rows:
                 report["media"].setdefault(media_type, dict.fromkeys(COUNTED, 0))[status] = count
-            rows = session.execute(
+            deleted = session.execute(
                 select(Asset.media_type, func.count())
                 .where(Asset.status == "deleted")
                 .group_by(Asset.media_type)
             )
-            for media_type, count in rows:
+            for media_type, count in deleted:
                 report["media"][media_type]["deleted"] = count
     finally:
         engine.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Summary:
     api_requests: int = 0
     duration_s: float = 0.0
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
@@ -66,13 +67,13 @@ class RunResult:
 class Progress:
     """One line on stderr, rewritten in place, when the operator watches a terminal."""
 
-    def __init__(self, stream=None, enabled: bool = False):
+    def __init__(self, stream: TextIO | None = None, enabled: bool = False) -> None:
         self._stream = stream
         self.enabled = enabled and stream is not None
         self._lock = threading.Lock()
 
     def show(self, summary: Summary, files_left: int) -> None:
-        if not self.enabled:
+        if not self.enabled or self._stream is None:
             return
         with self._lock:
             self._stream.write(
@@ -82,7 +83,7 @@ class Progress:
             self._stream.flush()
 
     def done(self) -> None:
-        if self.enabled:
+        if self.enabled and self._stream is not None:
             self._stream.write("\n")
             self._stream.flush()
 

@@ -53,6 +53,13 @@ class Group:
     actions: dict[str, Action]  # license id -> action
     records: dict[str, LicenseRecord]
 
+    @property
+    def fetching(self) -> Need:
+        """What a group sent to be fetched fetches (only groups with a need are)."""
+        if self.need is None:
+            raise ValueError("this group fetches nothing")
+        return self.need
+
 
 class SyncRun:
     def __init__(
@@ -103,18 +110,17 @@ class SyncRun:
         # a dry run changes nothing, the schema included: a ledger that does not exist yet is
         # a throwaway empty one; one at an older revision must be upgraded first
         path = sqlite_path(url)
-        engine = connect(url, write=False) if path is None or path.exists() else None
-        revision = current_revision(engine) if engine is not None else None
-        if revision == HEAD_REVISION:
-            return engine
+        found: Engine | None = connect(url, write=False) if path is None or path.exists() else None
+        revision = current_revision(found) if found is not None else None
+        if found is not None and revision == HEAD_REVISION:
+            return found
+        if found is not None:
+            found.dispose()
         if revision is not None:
-            engine.dispose()
             raise DatabaseError(
                 f"the database is at schema revision {revision}; run "
                 "`syncd db upgrade` first (a dry run changes nothing)"
             )
-        if engine is not None:
-            engine.dispose()
         engine = connect("sqlite://")
         upgrade(engine)
         return engine
@@ -412,12 +418,12 @@ class SyncRun:
                     self.stop.set()
                     continue
                 except Exception as exc:  # a bug must fail one file, not the run
-                    log.exception("fetch.crashed", media_id=group.need.media_id)
+                    log.exception("fetch.crashed", media_id=group.fetching.media_id)
                     stored, failures = (
                         None,
                         {
                             lid: FetchFailed(f"internal error: {exc!r}")
-                            for lid in group.need.license_ids
+                            for lid in group.fetching.license_ids
                         },
                     )
                 self._settle(session, book, group, stored, failures)
@@ -448,7 +454,7 @@ class SyncRun:
         """A dry run's account of a group it would fetch: one license planned, the rest as a
         real run would count them once that file is stored."""
         summary = self.result.summary
-        fetched = group.need.license_ids[0]
+        fetched = group.fetching.license_ids[0]
         summary.planned += 1
         self._plan_line("would redownload", group.records[fetched])
         for license_id, action in group.actions.items():
@@ -507,8 +513,9 @@ class SyncRun:
                 summary.already_present += 1
                 if self.dry_run:
                     self._plan_line("already present", group.records[license_id])
-                key = stored.key if stored else existing.key
-                self._set(first.media_type, license_id, ledger.STORED, None, key)
+                held = stored if stored is not None else existing
+                assert held is not None  # one of the two, by the condition above
+                self._set(first.media_type, license_id, ledger.STORED, None, held.key)
             elif action.kind == UNAVAILABLE:
                 summary.unavailable += 1
                 bound.info("license.unavailable", reason=action.reason)

@@ -65,6 +65,8 @@ class Watchdog:
             raise BrokenTransfer(f"no data for {self.stall_s:g} s: connection cut")
 
     def forget(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
         with self._lock:
             self._deadlines.pop(sock, None)
             self._cut.discard(sock)

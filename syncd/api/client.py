@@ -143,6 +143,7 @@ class ApiClient:
         while True:
             retry_after = None
             refused = False
+            failure: ApiError
             try:
                 response = self._send(method, path, params, json_body)
             except requests.RequestException as exc:
@@ -158,9 +159,10 @@ class ApiClient:
                     except MalformedResponse as exc:
                         failure = ApiError(str(exc), status)
                 else:
-                    failure = self._error_for(what, status, response.content)
-                    if not is_retriable(status):
-                        raise failure
+                    error = self._error_for(what, status, response.content)
+                    if not is_retriable(status) or not isinstance(error, ApiError):
+                        raise error
+                    failure = error
                     retry_after = response.headers.get("Retry-After")
             # An API that has not answered once this run and refuses the connection is not
             # there (a wrong base_url, a closed port): one retry, not the whole backoff ladder.

@@ -67,7 +67,7 @@ def _identifier(value: Any, what: str) -> str:
     return value
 
 
-def _optional_string(item: dict, name: str) -> str | None:
+def _optional_string(item: dict[str, Any], name: str) -> str | None:
     value = item.get(name)
     if value is None:
         return None
@@ -122,7 +122,7 @@ def parse_license(item: Any, media_type: str, media_key: str) -> LicenseRecord:
     )
 
 
-def _optional_int(document: dict, name: str) -> int | None:
+def _optional_int(document: dict[str, Any], name: str) -> int | None:
     value = document.get(name)
     if value is None:
         return None
@@ -152,7 +152,8 @@ def parse_download_url(document: Any) -> str:
         or not document["url"]
     ):
         raise MalformedResponse("the redownload answer has no url")
-    return document["url"]
+    url: str = document["url"]
+    return url
 
 
 def _summary(errors: Any) -> str:
@@ -171,11 +172,12 @@ def error_message(body: bytes) -> str:
     except (UnicodeDecodeError, json.JSONDecodeError):
         document = None
     if isinstance(document, dict) and isinstance(document.get("message"), str):
-        details = [
-            e.get("message")
+        details: list[str] = [
+            e["message"]
             for e in document.get("errors") or []
             if isinstance(e, dict) and isinstance(e.get("message"), str)
         ]
-        return "; ".join([document["message"], *details])[:300]
+        message: str = document["message"]
+        return "; ".join([message, *details])[:300]
     text = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
     return f"non-JSON body {text!r}" if text else "empty body"

@@ -23,8 +23,9 @@ class RetryPolicy:
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Exponential backoff with jitter for retry number ``attempt`` (0 = first retry):
         half the exponential step, plus up to as much again at random."""
-        step = min(self.cap_s, self.base_s * (2**attempt))
-        return step / 2 + (rng or random).uniform(0, step / 2)
+        step = min(self.cap_s, self.base_s * 2.0**attempt)
+        jitter = (rng or random).uniform(0, step / 2)
+        return step / 2 + jitter
 
     def wait_for(self, attempt: int, retry_after: str | None, now: datetime | None = None) -> float:
         seconds = parse_retry_after(retry_after, now) if retry_after else None

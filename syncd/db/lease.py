@@ -194,7 +194,11 @@ class Lease:
                 if self.renew():
                     continue
             except SQLAlchemyError as exc:  # the database is away for a moment: try again
-                log.warning("lease.renew_failed", lease=self.what, error=str(exc.orig or exc))
+                log.warning(
+                    "lease.renew_failed",
+                    lease=self.what,
+                    error=str(getattr(exc, "orig", None) or exc),
+                )
                 continue
             log.error("lease.lost", lease=self.what)
             self.lost.set()
@@ -216,4 +220,13 @@ class Lease:
             try:
                 self.release()
             except SQLAlchemyError as exc:  # it expires by itself
-                log.warning("lease.release_failed", lease=self.what, error=str(exc.orig or exc))
+                log.warning(
+                    "lease.release_failed",
+                    lease=self.what,
+                    error=str(getattr(exc, "orig", None) or exc),
+                )
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The driver's own message where there is one (a DBAPIError's ``orig``)."""
+    return str(getattr(exc, "orig", None) or exc)

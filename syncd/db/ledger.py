@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    Table,
     and_,
     bindparam,
     exists,
@@ -18,11 +19,12 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from syncd.api.records import LicenseRecord
 from syncd.db.engine import clock_sql
-from syncd.db.models import Asset, License, Run, Sidecar, StoredFile, StreamState
+from syncd.db.models import Asset, Base, License, Run, Sidecar, StoredFile, StreamState
 from syncd.logs import redact
 from syncd.storage.keys import UnsafeValue, check_value, sidecar_key
 from syncd.streams import Watermark
@@ -33,14 +35,20 @@ RELICENSE = "relicense"  # licenses.waits_for: queued again whenever relicensing
 UNOWNED = ""  # files and sidecars recorded before storages were told apart (migration 0002)
 
 
-def insert(session: Session, model):
+def insert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
     """INSERT for this database, with ``on_conflict_do_nothing`` / ``_do_update``: inserts
     that tolerate a concurrent writer on SQLite and PostgreSQL alike."""
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    return dialect_insert(model)
+        return postgresql.insert(model)
+    return sqlite.insert(model)
+
+
+def table(model: type[Base]) -> Table:
+    """The Core table of a mapped class (``__table__`` is typed as any FromClause)."""
+    mapped = model.__table__
+    if not isinstance(mapped, Table):
+        raise TypeError(f"{model.__name__} is not mapped to a table")
+    return mapped
 
 
 def utcnow() -> datetime:
@@ -240,7 +248,7 @@ class Outcomes:
     def write(self, session: Session) -> None:
         connection = session.connection()
         if self.files:
-            files = StoredFile.__table__
+            files = table(StoredFile)
             connection.execute(
                 files.delete().where(
                     (files.c.storage == bindparam("storage"))
@@ -260,7 +268,7 @@ class Outcomes:
                 session, {(f["media_type"], f["media_id"]) for f in self.files}, self.storage
             )
         if self.licenses:
-            licenses = License.__table__
+            licenses = table(License)
             connection.execute(
                 licenses.update()
                 .where(
@@ -343,7 +351,8 @@ def mark_sidecars_dirty(
         session.execute(insert(session, Asset).values(chunk).on_conflict_do_nothing())
         pairs = [(row["media_type"], row["media_id"]) for row in chunk]
         statement = (
-            Sidecar.__table__.update()
+            table(Sidecar)
+            .update()
             .where(tuple_(Sidecar.media_type, Sidecar.media_id).in_(pairs))
             .values(sha256=None)
         )
@@ -371,7 +380,7 @@ def adopt_unowned(session: Session, storage: str) -> None:
     for model in (StoredFile, Sidecar):
         if session.scalar(select(func.count()).select_from(model).where(model.storage == UNOWNED)):
             session.execute(
-                model.__table__.update().where(model.storage == UNOWNED).values(storage=storage)
+                table(model).update().where(model.storage == UNOWNED).values(storage=storage)
             )
 
 
@@ -402,7 +411,8 @@ def abandon_unfinished_runs(session: Session) -> list[int]:
             killed.append(run_id)
     if killed:
         session.execute(
-            Run.__table__.update()
+            table(Run)
+            .update()
             .where(Run.id.in_(killed), Run.outcome == "running")
             .values(outcome="killed")
         )

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 ACCOUNT_USER = "jsmith"
 """The user the simulator's token belongs to: `team_history=false` lists only theirs."""
@@ -114,7 +115,7 @@ class License:
         file_format = {name: value for name, value in known if value is not None}
         if file_format:
             media["format"] = file_format
-        item = {
+        item: dict[str, Any] = {
             "id": self.id,
             "user": {"username": self.username},
             "license": self.license,

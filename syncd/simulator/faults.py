@@ -38,7 +38,7 @@ class Fault:
             return raw_answer(self.status or 502, _HTML_PAGE, "text/html", self.headers)
         if self.action == "badjson":
             return raw_answer(200, _BROKEN_JSON, "application/json", self.headers)
-        return raw_answer(self.status, self._body(), self.content_type, self.headers)
+        return raw_answer(self.status or 500, self._body(), self.content_type, self.headers)
 
     def _body(self) -> bytes:
         if self.body is None:

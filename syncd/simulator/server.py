@@ -100,7 +100,8 @@ class Simulator:
         self._server.shutdown()
         self._server.close_connections()
         self._server.server_close()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         self._server = self._thread = None
 
     def __enter__(self) -> Simulator:
@@ -292,7 +293,10 @@ class Simulator:
         license_id = self._links.license_id(match[1])
         if license_id is None:
             return raw_answer(403, b"Forbidden: this link is invalid or has expired", "text/plain")
-        key = self.catalog.license(license_id).file
+        record = self.catalog.license(license_id)
+        if record is None:
+            return raw_answer(404, b"Not Found", "text/plain")
+        key = record.file
         return file_answer(key, self.catalog.file_size(key), request.headers.get("Range"))
 
     def _record(self, record: RequestRecord) -> None:

@@ -65,7 +65,7 @@ class FilesystemWriter(ObjectWriter):
         try:
             while view:
                 try:
-                    written = os.write(self._fd, view)
+                    written = os.write(self._open_fd(), view)
                 except OSError as exc:
                     if not self._direct or exc.errno != errno.EINVAL:
                         raise
@@ -76,16 +76,23 @@ class FilesystemWriter(ObjectWriter):
             self.abort()
             raise _storage_error("write", self._partial, exc) from None
 
+    def _open_fd(self) -> int:
+        if self._fd is None:
+            raise ValueError(f"{self._partial} is already committed or aborted")
+        return self._fd
+
     def _buffered_from_now_on(self) -> None:
-        flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
-        fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
+        fd = self._open_fd()
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_DIRECT)
         self._direct = False
 
     def commit(self) -> None:
         final = self._storage.path_of(self.key)
         try:
-            os.fsync(self._fd)
-            os.close(self._fd)
+            fd = self._open_fd()
+            os.fsync(fd)
+            os.close(fd)
             self._fd = None
             final.parent.mkdir(parents=True, exist_ok=True)
             os.replace(self._partial, final)
