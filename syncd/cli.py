@@ -66,6 +66,16 @@ def _bwlimit_arg(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
 
+def _count_arg(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of runs")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncd", description="Keeps a DAM in step with everything licensed from Shutterstock."
@@ -111,8 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
 
-    status = command("status", "watermarks, last runs and counts per media type")
+    status = command(
+        "status",
+        "is the DAM complete: totals, watermarks, last runs, what is missing and why",
+        STATUS_EPILOG,
+    )
     status.add_argument("--json", action="store_true", help="print one JSON object")
+    status.add_argument(
+        "--missing",
+        action="store_true",
+        help="list each license whose file this storage lacks, with its status and reason",
+    )
+    status.add_argument(
+        "--runs", type=_count_arg, default=0, metavar="N", help="list the last N runs"
+    )
 
     verify = command(
         "verify",
@@ -175,6 +197,13 @@ this storage.
 
 --repair deletes no stored data: a corrupt file stays in place until the next sync stores its
 replacement over it."""
+
+STATUS_EPILOG = """exit codes: 0 the report was printed; 1 there is no syncd database where the
+configuration points (the wrong folder or --config: the line names the path); 2 usage or
+configuration; 4 the database cannot be used.
+
+sizes are binary (KiB, MiB) in the tables and bytes in --json; status reads only and never
+waits for a running sync."""
 
 SUBCOMMANDS: dict[str, argparse.ArgumentParser] = {}
 
@@ -306,11 +335,17 @@ def cmd_sync(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from syncd.status import collect, render
+    from syncd.status import collect, render, render_missing, render_runs
 
     config = _load_config(args)
-    report = collect(config)
-    print(json.dumps(report) if args.json else render(report))
+    report = collect(config, missing=args.missing, runs=args.runs)
+    if args.json:
+        print(json.dumps(report))
+    elif args.missing or args.runs:  # only the lists asked for
+        parts = [render_missing(report["missing"])] if args.missing else []
+        print("\n\n".join(parts + ([render_runs(report["runs"])] if args.runs else [])))
+    else:
+        print(render(report))
     return 0
 
 

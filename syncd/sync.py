@@ -282,6 +282,8 @@ class SyncRun:
             return
         state.last_run_id = run.id
         state.last_run_at = ledger.utcnow()
+        if outcome == "ok":
+            state.last_success_at = state.last_run_at
         state.last_outcome = outcome
         state.last_error = logs.redact(error) if error else None
         session.commit()

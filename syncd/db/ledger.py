@@ -390,25 +390,41 @@ def adopt_unowned(session: Session, storage: str) -> None:
 STALE_AFTER_S = 60.0  # a run whose heartbeat is older than this has no owner any more
 
 
-def abandon_unfinished_runs(session: Session) -> list[int]:
-    """Marks killed the runs still marked running whose owner is gone: its process ended on
-    this host, or its heartbeat stopped (another host, a run without one). A run of another
-    process that is still going is left alone. Returns the ids marked."""
+def _runs_marked_running(session: Session) -> list[tuple[int, bool]]:
+    """Each run still marked running, with whether its owner is gone: its process ended on
+    this host, or its heartbeat stopped (another host, a run without one)."""
     from syncd.db.lease import process_alive, this_host
 
     now = clock_sql(session.get_bind().dialect.name)
     host = this_host()
-    killed = []
     rows = session.execute(
         select(Run.id, Run.host, Run.pid, text(f"{now} - COALESCE(runs.heartbeat_at, 0)")).where(
             Run.outcome == "running"
         )
     )
-    for run_id, run_host, pid, silent_s in rows:
-        if pid is None or silent_s > STALE_AFTER_S:
-            killed.append(run_id)
-        elif run_host == host and not process_alive(pid):
-            killed.append(run_id)
+    return [
+        (
+            run_id,
+            pid is None
+            or silent_s > STALE_AFTER_S
+            or (host == run_host and not process_alive(pid)),
+        )
+        for run_id, run_host, pid, silent_s in rows
+    ]
+
+
+def live_runs(session: Session) -> list[Run]:
+    """The runs going on now (marked running, and their owner still there), oldest first."""
+    alive = [run_id for run_id, gone in _runs_marked_running(session) if not gone]
+    if not alive:
+        return []
+    return list(session.scalars(select(Run).where(Run.id.in_(alive)).order_by(Run.started_at)))
+
+
+def abandon_unfinished_runs(session: Session) -> list[int]:
+    """Marks killed the runs still marked running whose owner is gone. A run of another
+    process that is still going is left alone. Returns the ids marked."""
+    killed = [run_id for run_id, gone in _runs_marked_running(session) if gone]
     if killed:
         session.execute(
             table(Run)

@@ -124,6 +124,7 @@ class StreamState(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_outcome: Mapped[str | None] = mapped_column(String(16))
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime)  # last "ok" run
 
 
 class Lease(Base):
