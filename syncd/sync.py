@@ -87,7 +87,7 @@ class SyncRun:
     def prepare(self) -> tuple[ApiClient, Storage, Engine]:
         token = require_token(self.config)
         check_url(self.config.database.url)
-        storage = open_storage(self.config.storage)
+        storage = open_storage(self.config.storage, self.config.sync.concurrency)
         if not self.dry_run:
             storage.check_writable()
         engine = self._engine()

@@ -16,6 +16,7 @@ import pytest
 
 from syncd.simulator import Catalog, RandomFaults, Simulator
 from tests.pgserver import postgres_server, postgres_url  # noqa: F401
+from tests.s3servers import s3_servers  # noqa: F401
 
 TOKEN = "sim-token-6f1d0c9e2b7a"
 REPO = Path(__file__).resolve().parent.parent

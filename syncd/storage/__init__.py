@@ -19,9 +19,14 @@ def describe_storage(config: StorageConfig) -> str:
     return f"folder {str(Path(config.path).absolute())!r}"
 
 
-def open_storage(config: StorageConfig) -> Storage:
+def open_storage(config: StorageConfig, concurrency: int = 4) -> Storage:
+    """The backend ``config`` names; opening sends no request (``check_writable`` does)."""
     if config.backend == "filesystem":
         from syncd.storage.filesystem import FilesystemStorage
 
         return FilesystemStorage(config.path)
+    if config.backend == "s3":
+        from syncd.storage.s3 import S3Storage
+
+        return S3Storage(config, concurrency)
     raise ConfigError("storage.backend", f"{config.backend!r} is not available in this release")

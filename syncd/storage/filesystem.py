@@ -14,6 +14,7 @@ from pathlib import Path
 
 from syncd.errors import StorageError
 from syncd.storage.base import ObjectWriter, Storage
+from syncd.storage.keys import check_object_key
 
 PARTIAL_DIR = ".syncd-partial"
 # Files of at least this size are written with O_DIRECT (where the filesystem allows it): their
@@ -42,7 +43,7 @@ def _fsync_dir(path: Path) -> None:
 
 class FilesystemWriter(ObjectWriter):
     def __init__(self, storage: FilesystemStorage, key: str, direct: bool = False):
-        super().__init__(key)
+        super().__init__(check_object_key(key))
         self._storage = storage
         self._partial = storage.partial_dir / f"{uuid.uuid4().hex}.part"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
@@ -144,7 +145,7 @@ class FilesystemStorage(Storage):
             pending.pop(0)
 
     def path_of(self, key: str) -> Path:
-        return self.root.joinpath(*key.split("/"))
+        return self.root.joinpath(*check_object_key(key).split("/"))
 
     def check_writable(self) -> None:
         try:

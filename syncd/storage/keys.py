@@ -147,6 +147,18 @@ def render(
     )
 
 
+def check_object_key(key: str) -> str:
+    """What every backend accepts as a key (files and sidecars alike): relative, plain
+    segments, nothing hidden (partial data lives under hidden names), normalised."""
+    if not key or key.startswith("/") or "\\" in key or "\x00" in key:
+        raise UnsafeValue(f"key {key!r} is not a relative path")
+    if any(s in ("", ".", "..") or s.startswith(".") for s in key.split("/")):
+        raise UnsafeValue(f"key {key!r} has an empty, hidden or parent segment")
+    if posixpath.normpath(key) != key:
+        raise UnsafeValue(f"key {key!r} is not normalised")
+    return key
+
+
 def check_key(key: str) -> str:
     """A relative key of plain segments: no empty, ``.``/``..`` or hidden segment, and no
     collision with a sidecar (``metadata.json``, any ``*.xmp``, in any letter case, for
