@@ -98,10 +98,7 @@ def _row(name: str, counts: Counter[str]) -> str:
     whole, done = sum(counts.values()), killed(counts)
     rest = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()) if s not in KILLED and n)
     timeouts = f" ({counts['timeout']} by timeout)" if counts["timeout"] else ""
-    return (
-        f"{name:<22} {done:>7} {whole:>6} {percent(done, whole):>6.1f}%  "
-        f"{rest or '-'}{timeouts}"
-    )
+    return f"{name:<22} {done:>7} {whole:>6} {percent(done, whole):>6.1f}%  {rest or '-'}{timeouts}"
 
 
 def main(argv: list[str] | None = None) -> int:

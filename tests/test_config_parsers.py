@@ -130,6 +130,7 @@ def test_country():
 def test_url():
     assert c._url("https://api.example.com/", False) == "https://api.example.com"
     assert c._url("http://127.0.0.1:8080/v2//", False) == "http://127.0.0.1:8080/v2"
+    assert c._url("https://a.example/X/", False) == "https://a.example/X"
     assert refusal(c._url, "ftp://x.example") == "must be an http(s) URL, not 'ftp://x.example'"
     assert refusal(c._url, "https://") == "must be an http(s) URL, not 'https:'"
     assert refusal(c._url, "https://a.example/?q=1") == "must not have a query or fragment"
@@ -158,7 +159,9 @@ def test_key_template_leaves_the_xmp_check_to_the_cross_key_check():
     )
 
 
-@pytest.mark.parametrize("raw, value", [("", ""), ("/dam/", "dam"), ("a/b", "a/b"), ("//x//", "x")])
+@pytest.mark.parametrize(
+    "raw, value", [("", ""), ("/dam/", "dam"), ("a/b", "a/b"), ("//x//", "x"), ("/X/", "X")]
+)
 def test_prefix(raw, value):
     assert c._prefix(raw, False) == value
 
@@ -357,6 +360,13 @@ def test_plain_http_is_refused_beyond_loopback():
 # --- the loader: origins, unknown keys, cross-key checks ---------------------------------
 
 
+def test_a_key_is_a_field_with_its_default_parser_and_doc():
+    declared = c.key(5, c._boolean)
+    assert declared.default == 5
+    assert dict(declared.metadata) == {"parse": c._boolean, "doc": ""}
+    assert dict(c.key(None, c._string, "why").metadata) == {"parse": c._string, "doc": "why"}
+
+
 def test_origins_say_where_each_value_came_from(tmp_path):
     path = tmp_path / "syncd.toml"
     path.write_text('[sync]\nconcurrency = 8\n[api]\ntoken = "from-file"\n')
@@ -453,6 +463,7 @@ def test_did_you_mean():
     hint = "; did you mean SYNCD_API__BASE_URL (the key api.base_url)?"
     assert c._did_you_mean("SYNCD_A__P__I__B__A__S__E__U__R__L", names) == hint
     assert c._did_you_mean("SYNCD_API__BASEURL", names) == hint
+    assert c._did_you_mean("SYNCD_API__BASE_URI", names) == hint  # close, not just folded
     assert c._did_you_mean("SYNCD_NOPE", names) == (
         " (keys are SYNCD_<SECTION>__<KEY>, with two underscores)"
     )

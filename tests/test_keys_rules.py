@@ -110,6 +110,18 @@ def test_render_fills_every_placeholder_and_a_missing_format_comes_from_the_exte
         )
         == "images/1/L1/huge.jpg"
     )
+    assert (
+        render(
+            "{media_id}/{size}.{format}",
+            media_type="images",
+            media_id="1",
+            license_id="L1",
+            size="huge",
+            format=None,
+            ext=".Xmov",
+        )
+        == "1/huge.Xmov"
+    )
     with pytest.raises(UnsafeValue) as caught:
         render(
             template,

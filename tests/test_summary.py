@@ -72,6 +72,7 @@ def test_progress_rewrites_one_line_and_ends_it():
 
 def test_progress_off_or_without_a_stream_writes_nothing():
     out = io.StringIO()
+    assert Progress(out).enabled is False
     off = Progress(out, enabled=False)
     off.show(Summary(), 1)
     off.done()
@@ -115,3 +116,22 @@ def test_report_as_a_table_aligns_the_keys(capsys):
     assert len(lines) == len(KEYS) and err == ""
     assert lines[2] == "        downloaded: 9"
     assert lines[-1] == "        duration_s: 0.0"
+
+
+class Stdout(io.StringIO):
+    """Standard output that remembers what had been written at each flush."""
+
+    def __init__(self):
+        super().__init__()
+        self.flushed = []
+
+    def flush(self):
+        self.flushed.append(self.getvalue())
+        super().flush()
+
+
+def test_the_json_summary_is_flushed_as_soon_as_it_is_printed(monkeypatch):
+    stdout = Stdout()
+    monkeypatch.setattr("sys.stdout", stdout)
+    report_run(RunResult(), as_json=True)
+    assert stdout.flushed == [json.dumps(Summary().as_json()) + "\n"]
