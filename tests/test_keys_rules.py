@@ -6,6 +6,7 @@ import pytest
 from syncd.storage.keys import (
     UnsafeValue,
     check_key,
+    check_object_key,
     check_template,
     check_value,
     extension_of,
@@ -172,3 +173,35 @@ def test_an_unknown_xmp_style_names_the_known_ones():
     assert message(xmp_key, "images/1/huge.jpg", "off") == (
         "XMP sidecar style 'off' has no key (known: replace, append)"
     )
+
+
+# --- check_object_key: what every backend accepts (sidecars included) -----------------------
+
+
+@pytest.mark.parametrize(
+    "key", ["images/1/huge.jpg", "images/1/metadata.json", "a", "editorial/images/9n/x.xmp"]
+)
+def test_check_object_key_accepts_plain_relative_keys(key):
+    assert check_object_key(key) == key
+
+
+@pytest.mark.parametrize(
+    "key, message",
+    [
+        ("", "key '' is not a relative path"),
+        ("/abs/x", "key '/abs/x' is not a relative path"),
+        ("a\\b", "key 'a\\\\b' is not a relative path"),
+        ("a\x00b", "key 'a\\x00b' is not a relative path"),
+        ("../x", "key '../x' has an empty, hidden or parent segment"),
+        ("a/../b", "key 'a/../b' has an empty, hidden or parent segment"),
+        ("a/./b", "key 'a/./b' has an empty, hidden or parent segment"),
+        ("a//b", "key 'a//b' has an empty, hidden or parent segment"),
+        ("a/", "key 'a/' has an empty, hidden or parent segment"),
+        (".syncd-partial/x", "key '.syncd-partial/x' has an empty, hidden or parent segment"),
+        ("a/.hidden", "key 'a/.hidden' has an empty, hidden or parent segment"),
+    ],
+)
+def test_check_object_key_refuses_with_its_reason(key, message):
+    with pytest.raises(UnsafeValue) as caught:
+        check_object_key(key)
+    assert str(caught.value) == message
