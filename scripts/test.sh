@@ -20,4 +20,13 @@ if [ "$rc" -eq 5 ]; then
   echo "test.sh: pytest collected no tests: treating that as a failure" >&2
   exit 1
 fi
-exit "$rc"
+[ "$rc" -eq 0 ] || exit "$rc"
+
+# the sync suite's S3 variant: the same end-to-end tests, storing into moto's standalone
+# server and into SeaweedFS (both started on loopback by the tests); only the whole run
+if [ "$#" -eq 0 ]; then
+  for store in moto seaweedfs; do
+    echo "test.sh: the sync suite on S3 ($store)" >&2
+    SYNCD_TEST_STORAGE=$store .venv/bin/python -m pytest -q tests/test_sync.py tests/test_sync_edges.py
+  done
+fi

@@ -20,6 +20,25 @@ from tests.s3servers import s3_servers  # noqa: F401
 
 TOKEN = "sim-token-6f1d0c9e2b7a"
 REPO = Path(__file__).resolve().parent.parent
+# the storage the end-to-end tests sync into: "filesystem", or "moto" / "seaweedfs" for the
+# sync suite's S3 variant (scripts/test.sh runs tests/test_sync*.py once on each)
+STORAGE = os.environ.get("SYNCD_TEST_STORAGE", "filesystem")
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "filesystem_only: about the folder backend itself (not run in the S3 variant)"
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """In the S3 variant, tests about the folder backend itself are deselected (and counted
+    as such in pytest's report), never skipped."""
+    if STORAGE == "filesystem":
+        return
+    kept = [item for item in items if item.get_closest_marker("filesystem_only") is None]
+    config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+    items[:] = kept
 
 
 @dataclass
@@ -41,6 +60,7 @@ class Syncd:
         self.home = tmp_path
         self.root = tmp_path / "dam"
         self.db_path = tmp_path / "syncd.db"
+        self.s3 = None
         self.env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": str(tmp_path),
@@ -51,6 +71,12 @@ class Syncd:
             "SYNCD_API__MAX_RETRIES": "2",
             "PYTHONPATH": str(REPO),
         }
+        if STORAGE != "filesystem":
+            from tests.s3servers import S3Mirror, shared_server
+
+            server = shared_server(STORAGE)
+            self.s3 = S3Mirror(server, server.new_bucket(), "dam", self.root)
+            self.env.update(self.s3.env())
 
     def command(self, *args: str) -> list[str]:
         return [sys.executable, "-m", "syncd", *args]
@@ -64,6 +90,8 @@ class Syncd:
             text=True,
             timeout=timeout,
         )
+        if self.s3 is not None:
+            self.s3.refresh()
         return Finished(done.returncode, done.stdout, done.stderr)
 
     def sync(self, *args: str, env: dict | None = None) -> Finished:
@@ -90,7 +118,10 @@ class Syncd:
         return process
 
     def stored_files(self) -> dict[str, Path]:
-        """Every object under a final key (sidecars excluded), by key."""
+        """Every object under a final key (sidecars excluded), by key. On S3, read through a
+        local mirror of the bucket's prefix, brought up to date first."""
+        if self.s3 is not None:
+            self.s3.refresh()
         return {
             p.relative_to(self.root).as_posix(): p
             for p in self.root.rglob("*")
@@ -98,6 +129,25 @@ class Syncd:
             and p.name != "metadata.json"
             and not p.relative_to(self.root).as_posix().startswith(".")
         }
+
+    def leftovers(self) -> list[str]:
+        """What half-written data there is: partial files, or unfinished multipart uploads."""
+        if self.s3 is not None:
+            return self.s3.unfinished_uploads()
+        partial = self.root / ".syncd-partial"
+        return sorted(p.name for p in partial.iterdir()) if partial.is_dir() else []
+
+    def remove(self, key: str) -> None:
+        """Deletes a stored object behind syncd's back."""
+        (self.root / key).unlink()
+        if self.s3 is not None:
+            self.s3.delete(key)
+
+    def overwrite(self, key: str, data: bytes) -> None:
+        """Replaces a stored object's bytes behind syncd's back."""
+        (self.root / key).write_bytes(data)
+        if self.s3 is not None:
+            self.s3.put(key, data)
 
     def sidecar(self, media_type: str, media_id: str) -> dict:
         return json.loads((self.root / media_type / media_id / "metadata.json").read_text())

@@ -197,3 +197,70 @@ def s3_env(server: S3Server, bucket: str, prefix: str = "dam") -> dict[str, str]
         "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
         "AWS_EC2_METADATA_DISABLED": "true",
     }
+
+
+_shared: dict[str, S3Server] = {}
+
+
+def shared_server(name: str) -> S3Server:
+    """One server of this name for the whole test process (the S3 variant of the sync suite),
+    stopped when the process exits."""
+    if name not in _shared:
+        import atexit
+
+        _shared[name] = STARTERS[name]()
+        atexit.register(_shared[name].stop)
+    return _shared[name]
+
+
+class S3Mirror:
+    """A bucket's prefix seen as a local folder: ``refresh`` downloads what changed and removes
+    what is gone, so tests read stored files and sidecars as on the folder backend."""
+
+    def __init__(self, server: S3Server, bucket: str, prefix: str, root: Path):
+        self.server, self.bucket, self.prefix, self.root = server, bucket, prefix, root
+        self.client = server.client()
+        self._seen: dict[str, str] = {}
+
+    def env(self) -> dict[str, str]:
+        return s3_env(self.server, self.bucket, self.prefix)
+
+    def _objects(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix + "/"
+        ):
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix) + 1 :]
+                if not key.startswith("."):  # syncd's write probe comes and goes
+                    found[key] = item["ETag"]
+        return found
+
+    def refresh(self) -> None:
+        objects = self._objects()
+        for key in set(self._seen) - set(objects):
+            (self.root / key).unlink(missing_ok=True)
+        for key, etag in list(objects.items()):
+            if self._seen.get(key) != etag or not (self.root / key).exists():
+                path = self.root / key
+                path.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    body = self.client.get_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")
+                except self.client.exceptions.NoSuchKey:  # deleted since the listing
+                    objects.pop(key)
+                    path.unlink(missing_ok=True)
+                    continue
+                path.write_bytes(body["Body"].read())
+        self._seen = objects
+
+    def unfinished_uploads(self) -> list[str]:
+        answer = self.client.list_multipart_uploads(Bucket=self.bucket, Prefix=self.prefix + "/")
+        return sorted(u["Key"] for u in answer.get("Uploads", []))
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}")
+        self._seen.pop(key, None)
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}", Body=data)
+        self.refresh()

@@ -9,6 +9,8 @@ import sqlite3
 import time
 from datetime import UTC
 
+import pytest
+
 from syncd.simulator import Catalog, Simulator
 from tests.conftest import TOKEN, Syncd, file_catalog, sigkill, slow_simulator
 
@@ -416,6 +418,7 @@ def test_licenses_inserted_at_the_head_while_paging_are_neither_skipped_nor_stor
 # --- crashes ---------------------------------------------------------------------------------
 
 
+@pytest.mark.filesystem_only  # S3: tests/test_s3.py kills a run in a multipart upload
 def test_sigkill_mid_run_then_rerun_leaves_everything_correct_and_nothing_partial(tmp_path):
     catalog = file_catalog(3, "videos", 40, 3 << 20)
     with slow_simulator(catalog) as sim:
@@ -458,10 +461,8 @@ def test_sigkill_mid_run_then_rerun_leaves_everything_correct_and_nothing_partia
 def test_a_sidecar_left_unwritten_is_written_by_the_next_run(syncd):
     assert syncd.sync().returncode == 0
     # as a run killed after the file landed and before the sidecar was written leaves it
-    sidecar = syncd.root / "images" / "1079756147" / "metadata.json"
-    sidecar.unlink()
-    other = syncd.root / "videos" / "2140697" / "metadata.json"
-    other.write_text("{}")  # and one whose write the ledger never confirmed
+    syncd.remove("images/1079756147/metadata.json")
+    syncd.overwrite("videos/2140697/metadata.json", b"{}")  # a write the ledger never confirmed
     with sqlite3.connect(syncd.db_path) as db:
         db.execute(
             "update sidecars set sha256 = null where (media_type, media_id) in "
@@ -571,6 +572,7 @@ def test_403_on_a_license_list_refuses_that_stream_only_with_exit_3(syncd):
     assert done.summary["downloaded"] == 7
 
 
+@pytest.mark.filesystem_only
 def test_unwritable_storage_root_exits_4_before_any_request(syncd, tmp_path):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
@@ -580,6 +582,7 @@ def test_unwritable_storage_root_exits_4_before_any_request(syncd, tmp_path):
     assert syncd.sim.requests == []
 
 
+@pytest.mark.filesystem_only
 def test_a_storage_root_whose_partial_folder_cannot_be_written_exits_4_before_any_request(
     syncd,
 ):

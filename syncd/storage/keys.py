@@ -152,9 +152,11 @@ def check_object_key(key: str) -> str:
     segments, nothing hidden (partial data lives under hidden names), normalised."""
     if not key or key.startswith("/") or "\\" in key or "\x00" in key:
         raise UnsafeValue(f"key {key!r} is not a relative path")
-    if any(s in ("", ".", "..") or s.startswith(".") for s in key.split("/")):
+    # a segment that is empty or starts with a dot (".", "..", hidden names) is refused: what
+    # is left is normalised
+    if any(not s or s.startswith(".") for s in key.split("/")):
         raise UnsafeValue(f"key {key!r} has an empty, hidden or parent segment")
-    return key  # (with no empty, . or .. segment it is normalised)
+    return key
 
 
 def check_key(key: str) -> str:
