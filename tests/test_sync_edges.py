@@ -288,3 +288,26 @@ def test_a_sidecar_that_cannot_be_written_at_the_end_is_exit_4(sim, tmp_path, mo
     )
     result = SyncRun(config, media=("audio",)).execute()
     assert result.exit_code == 4 and "no space left" in str(result.fatal)
+
+
+@pytest.mark.filesystem_only
+def test_a_read_only_storage_whose_folders_exist_exits_4_before_any_request(syncd, tmp_path):
+    """Only the write probe can tell: the root and its partial folder exist (mkdir succeeds),
+    but nothing can be written there."""
+    mountpoint = tmp_path / "ro"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mountpoint)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs: {mounted.stderr.decode().strip()}", pytrace=False)
+    try:
+        root = mountpoint / "dam"
+        (root / ".syncd-partial").mkdir(parents=True)
+        subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
+        done = syncd.sync(env={"SYNCD_STORAGE__PATH": str(root)})
+        assert done.returncode == 4, done.stderr
+        assert "Read-only file system" in done.stderr and str(root) in done.stderr
+        assert syncd.sim.requests == []
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
