@@ -38,7 +38,21 @@ def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--verbose",
         action="store_true",
         default=argparse.SUPPRESS if suppress else False,
-        help="debug logging",
+        help="debug logging (and info lines while a progress display shows)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=argparse.SUPPRESS if suppress else False,
+        help="warnings and errors only",
+    )
+    parser.add_argument(
+        "--log-level",
+        choices=tuple(logs.LEVELS),
+        default=default,
+        help="log at this level and above (overrides -v and -q; default info, warning while "
+        "a progress display shows)",
     )
 
 
@@ -64,6 +78,32 @@ def _bwlimit_arg(text: str) -> int:
         return parse_bwlimit(text) or 0
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def _stats_arg(text: str) -> float:
+    """``--stats``: a duration (``30s``, ``5m``), or 0 for ``off``."""
+    from syncd.config import parse_duration
+
+    if text.strip().lower() in ("off", "0"):
+        return 0
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+
+def _progress_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress display on a terminal"
+    )
+    parser.add_argument(
+        "--stats",
+        type=_stats_arg,
+        default=0,
+        metavar="DURATION",
+        help="off a terminal (or with --no-progress): log a progress event every DURATION, "
+        "e.g. 30s or 5m (default off)",
+    )
 
 
 def _count_arg(text: str) -> int:
@@ -119,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="RATE",
         help="bytes per second over all transfers, e.g. 20MB or off (replaces sync.bwlimit)",
     )
-    sync.add_argument("--no-progress", action="store_true", help="no progress line on a terminal")
+    _progress_options(sync)
 
     status = command(
         "status",
@@ -150,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--full", action="store_true", help="re-hash every file now (else verify.rehash_after)"
     )
     verify.add_argument("--json", action="store_true", help="print the report as one JSON line")
-    verify.add_argument("--no-progress", action="store_true", help="no progress on a terminal")
+    _progress_options(verify)
 
     db = command("db", "database maintenance")
     db_actions = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
@@ -173,37 +213,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMON_EPILOG = """\
+WHERE_EPILOG = """\
 configuration: --config PATH, else $SYNCD_CONFIG, else ./config/syncd.toml; every key can be
 set as SYNCD_<SECTION>__<KEY>; `syncd config show` prints the settings in force.
 token: SHUTTERSTOCK_API_TOKEN (or api.token), never printed.
+defaults: database.url sqlite:///syncd.db, storage.path ./dam (relative paths in a
+configuration file are relative to its folder)."""
+
+COMMON_EPILOG = (
+    WHERE_EPILOG
+    + """
 
 exit codes: 0 ok; 1 some licenses or a stream failed (they stay queued); 2 usage or
 configuration error; 3 the API refused the token; 4 storage or database unusable; 5 the API
 could not be reached; 75 another syncd run holds the lock on this storage (try again later);
 130 interrupted (SIGINT); 143 terminated (SIGTERM)."""
+)
 
 RUN_EPILOG = (
     COMMON_EPILOG
     + """
 
-defaults: database.url sqlite:///syncd.db, storage.path ./dam (relative paths in a
-configuration file are relative to its folder), sync.concurrency 4, all five media types."""
+also by default: sync.concurrency 4, all five media types, no bandwidth limit; on a terminal
+a progress display (--no-progress), off one none (--stats DURATION logs progress events)."""
 )
 
-VERIFY_EPILOG = """exit codes: 0 everything is right (or was repaired), 1 something is wrong and
-was not repaired, 2 usage or configuration, 4 storage or database, 75 a sync holds the lock on
-this storage.
+VERIFY_EPILOG = (
+    WHERE_EPILOG
+    + """
+also by default: verify.rehash_after 30d (--full re-hashes every file now).
+
+exit codes: 0 everything is right (or was repaired); 1 something is wrong and was not
+repaired; 2 usage or configuration; 4 storage or database; 75 a sync holds the lock on this
+storage; 130 interrupted (SIGINT); 143 terminated (SIGTERM)."""
+    + """
 
 --repair deletes no stored data: a corrupt file stays in place until the next sync stores its
 replacement over it."""
+)
 
-STATUS_EPILOG = """exit codes: 0 the report was printed; 1 there is no syncd database where the
+STATUS_EPILOG = (
+    WHERE_EPILOG
+    + """
+
+exit codes: 0 the report was printed; 1 there is no syncd database where the
 configuration points (the wrong folder or --config: the line names the path); 2 usage or
 configuration; 4 the database cannot be used.
 
 sizes are binary (KiB, MiB) in the tables and bytes in --json; status reads only and never
 waits for a running sync."""
+)
 
 SUBCOMMANDS: dict[str, argparse.ArgumentParser] = {}
 
@@ -243,7 +302,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    logs.configure(args.log_format, args.verbose)
+    if args.verbose and args.quiet:
+        (SUBCOMMANDS.get(args.command) or build_parser()).error(
+            "-v/--verbose and -q/--quiet cannot be used together"
+        )
+    logs.configure(args.log_format, _log_level(args))
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:
@@ -274,6 +337,28 @@ def main(argv: list[str] | None = None) -> int:
 
 
 _database_where = "database.url"
+
+
+def _log_level(args, live: bool = False) -> int:
+    """--log-level, else -v (debug), else -q (warning), else info; info lines are hidden while
+    a live progress display shows, unless -v or --log-level asks for them."""
+    import logging
+
+    if args.log_level:
+        return logs.LEVELS[args.log_level]
+    if args.verbose:
+        return logging.DEBUG
+    return logging.WARNING if args.quiet or live else logging.INFO
+
+
+def _display(args, command: str):
+    """The progress display of a long command, with the log level it implies."""
+    from syncd.progress import LiveDisplay, display_for
+
+    display = display_for(sys.stderr, command, no_progress=args.no_progress, stats_s=args.stats)
+    if isinstance(display, LiveDisplay):
+        logs.configure(args.log_format, _log_level(args, live=True))
+    return display
 
 
 def _load_config(args, announce: bool = True) -> Config:
@@ -311,13 +396,13 @@ def _stop_on_signals(stop: threading.Event):
 
 
 def cmd_sync(args) -> int:
-    from syncd.summary import Progress, report_run
+    from syncd.summary import report_run
     from syncd.sync import SyncRun
 
     config = _load_config(args, announce=False)
     if args.bwlimit is not None:
         config = replace(config, sync=replace(config.sync, bwlimit=args.bwlimit or None))
-    progress = Progress(sys.stderr, enabled=sys.stderr.isatty() and not args.no_progress)
+    progress = _display(args, "sync")
     stop = threading.Event()
     run = SyncRun(
         config,
@@ -399,7 +484,9 @@ def cmd_verify(args) -> int:
 
     config = _load_config(args, announce=False)
     stop = threading.Event()
-    job = Verify(config, repair=args.repair, full=args.full, stop=stop)
+    job = Verify(
+        config, repair=args.repair, full=args.full, progress=_display(args, "verify"), stop=stop
+    )
     with _stop_on_signals(stop) as received:
         report = job.execute()
     if args.json:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from syncd import logs
 from syncd.config import load
-from syncd.summary import Progress, report_run
+from syncd.progress import display_for
+from syncd.summary import report_run
 from syncd.sync import SyncRun
 
 DEMO_DIR = Path("syncd-demo")
@@ -33,7 +34,7 @@ def run_demo(args) -> int:
         result = SyncRun(
             config,
             media=config.sync.media,
-            progress=Progress(sys.stderr, enabled=sys.stderr.isatty()),
+            progress=display_for(sys.stderr, "sync", no_progress=False, stats_s=None),
         ).execute()
 
     report_run(result, as_json=False)

@@ -94,8 +94,10 @@ class Fetcher:
         transfer: TransferConfig,
         pool_size: int,
         stop: threading.Event | None = None,
+        on_bytes: Callable[[int], None] | None = None,
     ):
         self.client = client
+        self._on_bytes = on_bytes or (lambda count: None)
         self.storage = storage
         self.key_template = key_template
         self.allow_http = allow_http
@@ -294,6 +296,7 @@ class Fetcher:
                     if not count:
                         break
                     progress()
+                    self._on_bytes(count)
                     sink.submit(buffer, count)
                     if rate is not None:
                         self._keep_to_rate(rate.book(count), progress)

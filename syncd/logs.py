@@ -40,8 +40,30 @@ def _redact_processor(
     }
 
 
-def configure(log_format: str | None = None, verbose: bool = False, stream=None) -> None:
-    stream = stream or sys.stderr
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time: while a live progress display shows,
+    rich has put a proxy there that prints each line above the display."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+
+
+def configure(log_format: str | None = None, level: int = logging.INFO, stream=None) -> None:
+    stream = stream or _CurrentStderr()
     if log_format is None:
         log_format = "console" if stream.isatty() else "json"
     renderer = (
@@ -58,23 +80,22 @@ def configure(log_format: str | None = None, verbose: bool = False, stream=None)
             _redact_processor,
             renderer,
         ],
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.DEBUG if verbose else logging.INFO
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
 
 
-def announce_config(config, command: str) -> None:
-    """Logs which configuration file, database and storage a command uses (never the token)."""
+def announce_config(config, command: str) -> str:
+    """Logs which configuration file, database and storage a command uses (never the token),
+    and returns the same as one line for a progress display (which hides info lines)."""
     from syncd.db.engine import describe
     from syncd.storage import describe_storage
 
-    structlog.get_logger("syncd").info(
-        "config.loaded",
-        command=command,
-        config=config.source,
-        database=describe(config.database.url),
-        storage=describe_storage(config.storage),
-    )
+    where = {
+        "config": config.source,
+        "database": describe(config.database.url),
+        "storage": describe_storage(config.storage),
+    }
+    structlog.get_logger("syncd").info("config.loaded", command=command, **where)
+    return "  ".join(f"{key} {value}" for key, value in where.items())

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO
+from typing import Any
 
 
 @dataclass
@@ -62,30 +61,6 @@ class RunResult:
             75: "busy",
             130: "interrupted",
         }.get(self.exit_code, "failed")
-
-
-class Progress:
-    """One line on stderr, rewritten in place, when the operator watches a terminal."""
-
-    def __init__(self, stream: TextIO | None = None, enabled: bool = False) -> None:
-        self._stream = stream
-        self.enabled = enabled and stream is not None
-        self._lock = threading.Lock()
-
-    def show(self, summary: Summary, files_left: int) -> None:
-        if not self.enabled or self._stream is None:
-            return
-        with self._lock:
-            self._stream.write(
-                f"\rlicenses paged {summary.licenses_seen}  files fetched {summary.downloaded}"
-                f"  ({summary.bytes_downloaded / 1e6:.1f} MB)  left {files_left}   "
-            )
-            self._stream.flush()
-
-    def done(self) -> None:
-        if self.enabled and self._stream is not None:
-            self._stream.write("\n")
-            self._stream.flush()
 
 
 def report_run(result: RunResult, as_json: bool, dry_run: bool = False) -> None:

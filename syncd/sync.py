@@ -27,6 +27,7 @@ from syncd.db.lease import Lease
 from syncd.errors import ApiUnreachable, AuthError, StorageBusy, StorageError
 from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
+from syncd.progress import Meter
 from syncd.sidecar import SidecarBook
 from syncd.storage import Storage, open_storage
 from syncd.streams import (
@@ -37,7 +38,7 @@ from syncd.streams import (
     newest,
     pages_until,
 )
-from syncd.summary import Progress, RunResult
+from syncd.summary import RunResult
 
 log = structlog.get_logger("syncd.sync")
 
@@ -68,13 +69,13 @@ class SyncRun:
         *,
         media: tuple[str, ...],
         dry_run: bool = False,
-        progress: Progress | None = None,
+        progress: Meter | None = None,
         stop: threading.Event | None = None,
     ):
         self.config = config
         self.media = media
         self.dry_run = dry_run
-        self.progress = progress or Progress()
+        self.progress = progress or Meter()
         self.stop = stop or threading.Event()
         self.result = RunResult()
         self._seen: set[tuple[str, str]] = set()
@@ -134,7 +135,9 @@ class SyncRun:
     def execute(self) -> RunResult:
         started = time.monotonic()
         client, storage, engine = self.prepare()
-        logs.announce_config(self.config, "sync --dry-run" if self.dry_run else "sync")
+        self.progress.where = logs.announce_config(
+            self.config, "sync --dry-run" if self.dry_run else "sync"
+        )
         summary = self.result.summary
         self._outcomes.storage = storage.identity
         lease = None
@@ -148,9 +151,12 @@ class SyncRun:
                 Session(engine, expire_on_commit=False) as session,
             ):
                 run = None if lease is None else self._begin(session, storage, lease)
+                self.progress.show(summary, 0)
+                self.progress.start()
                 try:
                     for media_type in self.media:
                         self._check_reachable(client)
+                        self.progress.paging(media_type)
                         self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
                     self._check_reachable(client)
                     self._fetch_missing(session, client, storage)
@@ -175,7 +181,7 @@ class SyncRun:
         finally:
             client.close()
             engine.dispose()
-            self.progress.done()
+            self.progress.done(self.result.outcome)
         return self.result
 
     def _begin(self, session: Session, storage: Storage, lease: Lease):
@@ -370,6 +376,7 @@ class SyncRun:
                     raise
 
     def _run_fetches(self, session, client, book: SidecarBook, pending: list[Group]) -> None:
+        self.progress.fetching(len(pending))
         fetcher = Fetcher(
             client,
             book.storage,
@@ -380,6 +387,7 @@ class SyncRun:
             ),
             pool_size=self.config.sync.concurrency,
             stop=self.stop,
+            on_bytes=self.progress.add_bytes,
         )
         try:
             with ThreadPoolExecutor(

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
@@ -28,6 +27,7 @@ from syncd.db.engine import check_url, connect, upgrade
 from syncd.db.lease import Lease
 from syncd.db.models import StoredFile
 from syncd.errors import StorageError
+from syncd.progress import Meter
 from syncd.storage import Storage, open_storage
 
 log = structlog.get_logger("syncd.verify")
@@ -61,15 +61,6 @@ class VerifyReport:
         return unrepaired > 0 or self.leftovers > self.leftovers_removed
 
 
-@dataclass
-class VerifyProgress:
-    """What a progress display is told: files and bytes checked of the totals."""
-
-    on_start: Callable[[int, int], None] = lambda files, size: None
-    on_file: Callable[[int], None] = lambda size: None
-    on_bytes: Callable[[int], None] = lambda count: None
-
-
 class Verify:
     def __init__(
         self,
@@ -77,13 +68,13 @@ class Verify:
         *,
         repair: bool = False,
         full: bool = False,
-        progress: VerifyProgress | None = None,
+        progress: Meter | None = None,
         stop: threading.Event | None = None,
     ):
         self.config = config
         self.repair = repair
         self.full = full
-        self.progress = progress or VerifyProgress()
+        self.progress = progress or Meter("verify")
         self.stop = stop or threading.Event()
         self.report = VerifyReport()
         self.interrupted = False
@@ -94,7 +85,9 @@ class Verify:
         engine = connect(self.config.database.url)
         try:
             upgrade(engine)
-            logs.announce_config(self.config, "verify --repair" if self.repair else "verify")
+            self.progress.where = logs.announce_config(
+                self.config, "verify --repair" if self.repair else "verify"
+            )
             with (
                 Lease(engine, storage.identity, what=storage.description) as lease,
                 Session(engine, expire_on_commit=False) as session,
@@ -113,6 +106,7 @@ class Verify:
                     ledger.finish_run(session, run, outcome, code, self.report.as_json())
                     session.commit()
         finally:
+            self.progress.done("interrupted" if self.interrupted else "done")
             engine.dispose()
         return self.report
 
@@ -126,8 +120,10 @@ class Verify:
                 .order_by(StoredFile.key)
             )
         )
-        self.progress.on_start(len(rows), sum(row.size_bytes for row in rows))
         due = ledger.utcnow() - timedelta(seconds=self.config.verify.rehash_after)
+        to_hash = sum(row.size_bytes for row in rows if self.full or _last_check(row) <= due)
+        self.progress.checking(len(rows), to_hash)
+        self.progress.start()
         bad: list[StoredFile] = []
         for done, row in enumerate(rows, 1):
             if self.stop.is_set():
@@ -145,7 +141,7 @@ class Verify:
                     self.report.corrupt += 1
                 self.report.problems.append({"key": row.key, "problem": problem})
                 log.warning("verify.problem", key=row.key, problem=problem)
-            self.progress.on_file(row.size_bytes)
+            self.progress.checked(row.size_bytes, problem is not None)
             if done % COMMIT_EVERY == 0:
                 session.commit()
         if self.repair and bad:
@@ -168,7 +164,7 @@ class Verify:
                     return None
                 digest.update(chunk)
                 read += len(chunk)
-                self.progress.on_bytes(len(chunk))
+                self.progress.add_bytes(len(chunk))
         except FileNotFoundError:
             return "missing"
         except OSError as exc:

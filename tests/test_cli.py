@@ -82,34 +82,3 @@ def test_sigint_during_sync_exits_130_and_keeps_what_finished(tmp_path):
         rerun = syncd.sync("--media", "videos")
         assert rerun.returncode == 0
         assert rerun.summary["downloaded"] == 60 - kept
-
-
-def test_progress_line_on_a_terminal_only(syncd):
-    import os
-    import pty
-
-    leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        syncd.command("sync", "--log-format", "json"),
-        cwd=syncd.home,
-        env=syncd.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=follower,
-    )
-    os.close(follower)
-    seen = b""
-    while True:
-        try:
-            chunk = os.read(leader, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        seen += chunk
-    process.wait(timeout=60)
-    os.close(leader)
-    assert process.returncode == 0
-    assert b"\rlicenses paged 12  files fetched 9" in seen
-    quiet = syncd.sync()  # stderr is a pipe: no progress line
-    assert "files fetched" not in quiet.stderr

@@ -8,6 +8,8 @@ import re
 import socket
 import time
 
+import pytest
+
 from tests.conftest import TOKEN
 
 
@@ -206,3 +208,39 @@ def test_config_show_prints_each_setting_with_where_it_came_from_and_hides_the_t
     human = syncd.run("config", "show", env={"SYNCD_SYNC__CONCURRENCY": "3"})
     assert re.search(r"^sync\.concurrency +3 +\(environment", human.stdout, re.M)
     assert TOKEN not in done.stdout + done.stderr + human.stdout + human.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "codes"),
+    [
+        (
+            ["sync"],
+            [
+                "0 ok",
+                "1 some licenses",
+                "2 usage",
+                "3 the API",
+                "4 storage",
+                "5 the API",
+                "75 another",
+                "130 interrupted",
+                "143 terminated",
+            ],
+        ),
+        (["verify"], ["0 everything", "1 something", "2 usage", "4 storage", "75 a sync", "130"]),
+        (["status"], ["0 the report", "1 there is no syncd database", "2 usage", "4 the database"]),
+        (["config", "show"], ["0 ok", "2 usage", "4 storage"]),
+        (["db", "upgrade"], ["0 ok", "4 storage"]),
+    ],
+)
+def test_each_commands_help_lists_its_exit_codes_the_token_variable_and_the_defaults(
+    syncd, command, codes
+):
+    done = syncd.run(*command, "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())  # argparse reflows nothing in the epilog; lines do
+    for code in codes:
+        assert code in text, (code, text)
+    assert "SHUTTERSTOCK_API_TOKEN" in text
+    assert "database.url sqlite:///syncd.db" in text and "storage.path ./dam" in text
+    assert "relative to its folder" in text

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from syncd.errors import AuthError, ConfigError
-from syncd.summary import Progress, RunResult, Summary, report_run
+from syncd.summary import RunResult, Summary, report_run
 
 KEYS = [
     "licenses_seen",
@@ -59,27 +59,6 @@ def test_outcome_names_each_exit_code(code, outcome):
         exit_code = code
 
     assert RunResult(fatal=Fatal()).outcome == outcome
-
-
-def test_progress_rewrites_one_line_and_ends_it():
-    out = io.StringIO()
-    progress = Progress(out, enabled=True)
-    assert progress.enabled is True
-    progress.show(Summary(licenses_seen=12, downloaded=3, bytes_downloaded=2_450_000), 7)
-    progress.done()
-    assert out.getvalue() == ("\rlicenses paged 12  files fetched 3  (2.5 MB)  left 7   \n")
-
-
-def test_progress_off_or_without_a_stream_writes_nothing():
-    out = io.StringIO()
-    assert Progress(out).enabled is False
-    off = Progress(out, enabled=False)
-    off.show(Summary(), 1)
-    off.done()
-    assert off.enabled is False and out.getvalue() == ""
-    assert Progress(None, enabled=True).enabled is False
-    Progress(None, enabled=True).show(Summary(), 1)
-    Progress(None, enabled=True).done()
 
 
 def test_report_prints_the_plan_and_the_json_summary_on_stdout_and_problems_on_stderr(capsys):

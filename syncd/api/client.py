@@ -188,7 +188,8 @@ class ApiClient:
         with self._lock:
             self.requests_sent += 1
         headers = {"Authorization": self._auth, "Accept": "application/json"}
-        return self._session.request(
+        started = time.monotonic()
+        response = self._session.request(
             method,
             self.base_url + path,
             params=params,
@@ -198,6 +199,15 @@ class ApiClient:
             proxies=self._proxies,
             allow_redirects=False,
         )
+        log.debug(
+            "request.answered",
+            method=method,
+            path=path,
+            params=params,
+            status=response.status_code,
+            ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return response
 
     @staticmethod
     def _error_for(what: str, status: int, body: bytes) -> Exception:
