@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pexpect
@@ -44,8 +45,11 @@ class OnTerminal:
         return [number for number, row in enumerate(self.screen) if text in row]
 
 
-def on_terminal(syncd: Syncd, *args: str, timeout: float = 120) -> OnTerminal:
-    """Runs ``syncd ARGS`` with stdin, stdout and stderr on one pseudo-terminal."""
+def on_terminal(
+    syncd: Syncd, *args: str, timeout: float = 120, once: tuple[bytes, Callable] | None = None
+) -> OnTerminal:
+    """Runs ``syncd ARGS`` with stdin, stdout and stderr on one pseudo-terminal; ``once`` is
+    (pattern, action): the action runs when the output first matches the pattern."""
     child = pexpect.spawn(
         sys.executable,
         ["-m", "syncd", *args],
@@ -60,6 +64,9 @@ def on_terminal(syncd: Syncd, *args: str, timeout: float = 120) -> OnTerminal:
             raw += child.read_nonblocking(65536, timeout=timeout)
         except pexpect.EOF:
             break
+        if once is not None and re.search(once[0], raw):
+            once[1]()
+            once = None
     child.close()
     screen = pyte.Screen(COLUMNS, ROWS)
     pyte.ByteStream(screen).feed(raw)
@@ -110,9 +117,17 @@ def test_the_display_updates_in_place_and_ends_showing_every_file(slow_syncd):
 
 
 def test_a_warning_during_the_run_is_printed_above_the_display_whole(slow_syncd):
-    # one redownload answered 503 while the display shows: a retry warning mid-run
-    slow_syncd.sim.add_fault("POST", r"/licenses/[^/]+/downloads$", status=503, times=1)
-    run = on_terminal(slow_syncd, "sync", "--media", "images", "--json")
+    # once the display shows, the next redownload is answered 503: a retry warning mid-run
+    # (four files are fetched at a time, two seconds each: four redownloads are still to come)
+    def fault() -> None:
+        slow_syncd.sim.add_fault("POST", r"/licenses/[^/]+/downloads$", status=503, times=1)
+
+    run = on_terminal(
+        slow_syncd, "sync", "--media", "images", "--json", once=(rb"files 0/8", fault)
+    )
+    # it came while the display showed: between two draws of it
+    before, _, after = run.raw.partition(b"request.retry")
+    assert b"files 0/8" in before and b"files " in after
     assert run.returncode == 0, run.screen
     [warning] = run.rows_with("request.retry")
     [display] = run.rows_with("licenses paged")
@@ -161,7 +176,7 @@ def test_verify_shows_its_own_display_on_a_terminal(slow_syncd):
 
 
 def test_off_a_terminal_nothing_shows_progress_unless_stats_asks(slow_syncd):
-    done = slow_syncd.sync("--media", "images")
+    done = slow_syncd.run("sync", "--json", "--media", "images")  # stderr is a pipe
     assert done.returncode == 0, done.stderr
     assert "licenses paged" not in done.stderr and "\r" not in done.stderr
     events = [json.loads(line)["event"] for line in done.stderr.splitlines()]
