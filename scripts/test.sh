@@ -27,6 +27,6 @@ fi
 if [ "$#" -eq 0 ]; then
   for store in moto seaweedfs; do
     echo "test.sh: the sync suite on S3 ($store)" >&2
-    SYNCD_TEST_STORAGE=$store .venv/bin/python -m pytest -q tests/test_sync.py tests/test_sync_edges.py
+    SYNCD_TEST_STORAGE=$store .venv/bin/python -m pytest -q tests/test_sync.py tests/test_sync_edges.py tests/test_verify.py
   done
 fi

@@ -137,6 +137,16 @@ class Syncd:
         partial = self.root / ".syncd-partial"
         return sorted(p.name for p in partial.iterdir()) if partial.is_dir() else []
 
+    def leave_partial(self, key: str) -> None:
+        """What a killed run leaves while writing ``key``: a partial file, or on S3 an
+        unfinished multipart upload with one part sent."""
+        if self.s3 is not None:
+            self.s3.leave_upload(key, b"x" * (5 << 20))
+            return
+        partial = self.root / ".syncd-partial"
+        partial.mkdir(exist_ok=True)
+        (partial / key.replace("/", "_")).write_bytes(b"x" * 1000)
+
     def remove(self, key: str) -> None:
         """Deletes a stored object behind syncd's back."""
         (self.root / key).unlink()

@@ -264,3 +264,11 @@ class S3Mirror:
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=f"{self.prefix}/{key}", Body=data)
         self.refresh()
+
+    def leave_upload(self, key: str, part: bytes) -> None:
+        """A multipart upload begun under ``key`` with one part sent, never completed."""
+        name = f"{self.prefix}/{key}"
+        upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=name)["UploadId"]
+        self.client.upload_part(
+            Bucket=self.bucket, Key=name, UploadId=upload, PartNumber=1, Body=part
+        )
