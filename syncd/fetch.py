@@ -177,58 +177,180 @@ class Fetcher:
             raise FetchFailed(str(exc)) from None
 
     def _download(self, url: str, key: str, stream: str, license_id: str) -> StoredObject:
-        attempt = 0
+        attempts = 0
+
+        def broke(exc: BrokenTransfer, resume_from: int | None = None) -> None:
+            """One more attempt spent: logged and waited out, or the file fails."""
+            nonlocal attempts
+            attempts += 1
+            if attempts >= self.transfer.attempts:
+                raise FetchFailed(f"transfer failed after {attempts} attempts: {exc}") from None
+            delay = self.transfer.backoff.backoff(attempts - 1)
+            log.warning(
+                "transfer.retry",
+                stream=stream,
+                license_id=license_id,
+                error=str(exc),
+                attempt=attempts,
+                wait_s=round(delay, 2),
+                resume_from=resume_from,
+            )
+            if self.stop.wait(delay):
+                raise Interrupted() from None
+
+        fresh: requests.Response | None = None
         while True:
             try:
-                return self._transfer_once(url, key, stream, license_id)
+                return self._transfer(url, key, stream, license_id, broke, fresh)
+            except _StartAgain as exc:  # the attempt was counted when the transfer broke
+                log.info("transfer.restart", stream=stream, license_id=license_id, why=str(exc))
+                fresh = exc.response
             except BrokenTransfer as exc:
-                attempt += 1
-                if attempt >= self.transfer.attempts:
-                    raise FetchFailed(f"transfer failed after {attempt} attempts: {exc}") from None
-                delay = self.transfer.backoff.backoff(attempt - 1)
-                log.warning(
-                    "transfer.retry",
-                    stream=stream,
-                    license_id=license_id,
-                    error=str(exc),
-                    attempt=attempt,
-                    wait_s=round(delay, 2),
-                )
-                if self.stop.wait(delay):
-                    raise Interrupted() from None
+                broke(exc)
 
-    def _transfer_once(self, url: str, key: str, stream: str, license_id: str) -> StoredObject:
-        response = self._get_following_redirects(url)
-        with response:
-            if response.status_code in URL_GONE:
-                raise _UrlGone(f"HTTP {response.status_code}")
-            if response.status_code != 200:
-                if is_retriable(response.status_code):
-                    raise BrokenTransfer(f"HTTP {response.status_code}")
-                raise FetchFailed(f"download answered HTTP {response.status_code}")
+    def _transfer(
+        self,
+        url: str,
+        key: str,
+        stream: str,
+        license_id: str,
+        broke: Callable[..., None],
+        fresh: requests.Response | None = None,
+    ) -> StoredObject:
+        """One download into one writer. A body that breaks is resumed with a Range request
+        from the byte after the last one received (the writer and the running sha256 go on),
+        as long as the server's validator (a strong ETag, else Last-Modified) is unchanged;
+        otherwise the writer is discarded and the caller starts again from byte 0 (with the
+        whole body the server sent instead of the range, ``fresh``, when it did)."""
+        response = fresh if fresh is not None else self._get_checked(url)
+        started = time.monotonic()
+        try:
             expected = content_length(response)
-            sock = self._watchdog.watch(response)
-            try:
-                stored = self._stream_into_storage(
-                    response,
-                    key,
-                    expected,
-                    stream,
-                    license_id,
-                    lambda: self._watchdog.progress(sock),
-                )
-                response.raw.release_conn()  # read to its end: the connection can serve again
-                return stored
-            except (requests.RequestException, Urllib3Error, HTTPException, OSError) as exc:
-                if isinstance(exc, OSError) and not is_network_error(exc):
-                    raise
-                if self.stop.is_set():
-                    raise Interrupted() from None
-                raise BrokenTransfer(f"connection broken ({type(exc).__name__})") from None
-            finally:
-                self._watchdog.forget(sock)
+            validator = _validator(response) if expected is not None else None
+            chunk_size = self.transfer.chunk_size
+            with self.storage.writer(key, size_hint=expected) as writer:
+                inline = expected is not None and expected <= 2 * chunk_size
+                with (
+                    InlineSink(writer, chunk_size) if inline else ThreadSink(writer, chunk_size)
+                ) as sink:
+                    while True:
+                        try:
+                            self._pump(response, sink, expected)
+                            break
+                        except _Overrun:
+                            raise
+                        except BrokenTransfer as exc:
+                            if validator is None or sink.received == 0:
+                                raise
+                            response.close()
+                            response = self._resume(url, sink, expected, validator, exc, broke)
+                    digest, received = sink.finish()
+                writer.commit()
+        finally:
+            response.close()
+        log.info(
+            "file.stored",
+            stream=stream,
+            license_id=license_id,
+            key=key,
+            bytes=received,
+            seconds=round(time.monotonic() - started, 3),
+        )
+        return StoredObject(key, received, digest, license_id)
 
-    def _get_following_redirects(self, url: str) -> requests.Response:
+    def _resume(
+        self,
+        url: str,
+        sink: InlineSink,
+        expected: int | None,
+        validator: str,
+        exc: BrokenTransfer,
+        broke: Callable[..., None],
+    ) -> requests.Response:
+        """The rest of the body from byte ``sink.received``: a 206 of exactly that range with
+        the same validator, or _StartAgain."""
+        while True:
+            offset = sink.received
+            broke(exc, resume_from=offset)
+            try:
+                response = self._get_following_redirects(
+                    url, {"Range": f"bytes={offset}-", "If-Range": validator}
+                )
+            except BrokenTransfer as again:
+                exc = again
+                continue
+            status = response.status_code
+            if status == 206:
+                wanted = f"bytes {offset}-{expected - 1}/{expected}" if expected else None
+                same = _validator(response) in (None, validator)
+                if response.headers.get("Content-Range") == wanted and same:
+                    return response
+                response.close()
+                raise _StartAgain(f"the server answered the range with {wanted!r} changed")
+            if status == 200:  # the file changed (If-Range), or ranges are not served
+                raise _StartAgain("the server sent the whole file again", response)
+            response.close()
+            if status in URL_GONE:
+                raise _UrlGone(f"HTTP {status}")
+            if is_retriable(status):
+                exc = BrokenTransfer(f"HTTP {status}")
+                continue
+            raise _StartAgain(f"the range request answered HTTP {status}")
+
+    def _get_checked(self, url: str) -> requests.Response:
+        response = self._get_following_redirects(url)
+        if response.status_code == 200:
+            return response
+        response.close()
+        if response.status_code in URL_GONE:
+            raise _UrlGone(f"HTTP {response.status_code}")
+        if is_retriable(response.status_code):
+            raise BrokenTransfer(f"HTTP {response.status_code}")
+        raise FetchFailed(f"download answered HTTP {response.status_code}")
+
+    def _pump(self, response: requests.Response, sink: InlineSink, expected: int | None) -> None:
+        """Reads the body into reused buffers while a second thread hashes and writes the
+        previous ones (socket reads, sha256 and os.write all release the GIL, so the two
+        overlap); a body of one or two buffers is handled inline. A body that breaks or ends
+        short raises BrokenTransfer; one longer than its Content-Length, _Overrun."""
+        sock = self._watchdog.watch(response)
+
+        def progress() -> None:
+            self._watchdog.progress(sock)
+
+        try:
+            read = body_reader(response)
+            while True:
+                if self.stop.is_set():
+                    raise Interrupted()
+                buffer = sink.free_buffer()
+                rate = self._rate
+                count = read(buffer if rate is None else buffer[: rate.limit(len(buffer))])
+                if not count:
+                    break
+                progress()
+                self._on_bytes(count)
+                sink.submit(buffer, count)
+                if expected is not None and sink.received > expected:
+                    raise _Overrun(f"got more than the {expected} bytes announced")
+                if rate is not None:
+                    self._keep_to_rate(rate.book(count), progress)
+            progress()
+            if expected is not None and sink.received != expected:
+                raise BrokenTransfer(f"got {sink.received} of {expected} bytes")
+            response.raw.release_conn()  # read to its end: the connection can serve again
+        except (requests.RequestException, Urllib3Error, HTTPException, OSError) as exc:
+            if isinstance(exc, OSError) and not is_network_error(exc):
+                raise
+            if self.stop.is_set():
+                raise Interrupted() from None
+            raise BrokenTransfer(f"connection broken ({type(exc).__name__})") from None
+        finally:
+            self._watchdog.forget(sock)
+
+    def _get_following_redirects(
+        self, url: str, headers: dict[str, str] | None = None
+    ) -> requests.Response:
         """GET with redirects followed by hand, so that each hop is checked like the URL the
         API gave (https, or http to loopback unless api.allow_http)."""
         timeout = (min(10.0, self.transfer.timeout_s), self.transfer.timeout_s)
@@ -240,7 +362,7 @@ class Fetcher:
                     timeout=timeout,
                     allow_redirects=False,
                     proxies=proxies_for(url),
-                    headers={"Accept-Encoding": "identity"},
+                    headers={"Accept-Encoding": "identity", **(headers or {})},
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 raise BrokenTransfer(type(exc).__name__) from None
@@ -267,50 +389,24 @@ class Fetcher:
             progress()
             wait_s -= step
 
-    def _stream_into_storage(
-        self,
-        response: requests.Response,
-        key: str,
-        expected: int | None,
-        stream: str,
-        license_id: str,
-        progress: Callable[[], None],
-    ) -> StoredObject:
-        """Reads the body into reused buffers while a second thread hashes and writes the
-        previous ones (socket reads, sha256 and os.write all release the GIL, so the two
-        overlap); a body of one or two buffers is handled inline."""
-        read = body_reader(response)
-        started = time.monotonic()
-        chunk_size = self.transfer.chunk_size
-        with self.storage.writer(key, size_hint=expected) as writer:
-            inline = expected is not None and expected <= 2 * chunk_size
-            with (
-                InlineSink(writer, chunk_size) if inline else ThreadSink(writer, chunk_size)
-            ) as sink:
-                while True:
-                    if self.stop.is_set():
-                        raise Interrupted()
-                    buffer = sink.free_buffer()
-                    rate = self._rate
-                    count = read(buffer if rate is None else buffer[: rate.limit(len(buffer))])
-                    if not count:
-                        break
-                    progress()
-                    self._on_bytes(count)
-                    sink.submit(buffer, count)
-                    if rate is not None:
-                        self._keep_to_rate(rate.book(count), progress)
-                progress()
-                digest, received = sink.finish()
-            if expected is not None and received != expected:
-                raise BrokenTransfer(f"got {received} of {expected} bytes")
-            writer.commit()
-        log.info(
-            "file.stored",
-            stream=stream,
-            license_id=license_id,
-            key=key,
-            bytes=received,
-            seconds=round(time.monotonic() - started, 3),
-        )
-        return StoredObject(key, received, digest, license_id)
+
+class _StartAgain(BrokenTransfer):
+    """The rest of a broken body cannot be had (the file changed, or the server ignores
+    ranges): discard what was received and download from byte 0, from ``response`` when the
+    server already sent the whole file."""
+
+    def __init__(self, reason: str, response: requests.Response | None = None):
+        super().__init__(reason)
+        self.response = response
+
+
+class _Overrun(BrokenTransfer):
+    """More bytes than Content-Length: nothing received can be trusted; start again."""
+
+
+def _validator(response: requests.Response) -> str | None:
+    """What If-Range may carry: a strong ETag, else Last-Modified (RFC 9110 13.1.5)."""
+    etag = response.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return response.headers.get("Last-Modified")

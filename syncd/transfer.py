@@ -118,6 +118,11 @@ class InlineSink:
         self._writer.write(chunk)
         self._received += count
 
+    @property
+    def received(self) -> int:
+        """Bytes handed over so far: where a resumed body must start."""
+        return self._received
+
     def finish(self) -> tuple[str, int]:
         return self._digest.hexdigest(), self._received
 

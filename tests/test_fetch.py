@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from syncd.api.retry import RetryPolicy
 from syncd.fetch import Fetcher, Interrupted, TransferConfig
 from syncd.storage.filesystem import FilesystemStorage
 from syncd.transfer import BrokenTransfer
@@ -79,7 +80,12 @@ def fetcher(tmp_path):
 
 
 def transfer(fetcher, url):
-    return fetcher._transfer_once(url, "images/1/huge.jpg", "images", "i1")
+    """One transfer, no second attempt: a break is raised as it is."""
+
+    def broke(exc, resume_from=None):
+        raise exc
+
+    return fetcher._transfer(url, "images/1/huge.jpg", "images", "i1", broke)
 
 
 def test_whole_body_is_stored_with_its_sha256(fetcher, server):
@@ -222,3 +228,114 @@ def test_tls_and_routing_failures_are_network_errors_and_local_ones_are_not():
     assert is_network_error(OSError(errno.EHOSTUNREACH, "no route"))
     assert is_network_error(ConnectionResetError())
     assert not is_network_error(OSError(errno.ENOSPC, "no space left on device"))
+
+
+# --- resuming a broken body ---------------------------------------------------------------------
+
+
+class Resumable(Handler):
+    """Serves BODY with an ETag and byte ranges. The first whole-body answer of a path breaks
+    after CUT bytes (a reset). ``/changed.jpg`` changes its ETag after that first answer;
+    ``/badrange.jpg`` answers a range with the wrong Content-Range; ``/norange.jpg`` ignores
+    ranges and has no validator."""
+
+    CUT = 3_000_000
+    log: list[tuple[str, str | None, str | None, int]] = []  # path, Range, If-Range, bytes sent
+    broken: set[str] = set()
+
+    def do_GET(self):
+        path, wanted = self.path, self.headers.get("Range")
+        etag = '"v2"' if path == "/changed.jpg" and path in self.broken else '"v1"'
+        headers = {"Accept-Ranges": "bytes"} if path != "/norange.jpg" else {}
+        if path != "/norange.jpg":
+            headers["ETag"] = etag
+        if_range = self.headers.get("If-Range")
+        start = 0
+        if wanted and path != "/norange.jpg" and (if_range is None or if_range == etag):
+            start = int(wanted.removeprefix("bytes=").split("-")[0])
+        body = BODY[start:]
+        if start:
+            first = start + 1 if path == "/badrange.jpg" else start
+            headers["Content-Range"] = f"bytes {first}-{len(BODY) - 1}/{len(BODY)}"
+        headers["Content-Length"] = str(len(body))
+        self._head(206 if start else 200, headers)
+        sent = body
+        if path not in self.broken and not start:
+            self.broken.add(path)
+            sent = body[: self.CUT]
+        try:
+            self.wfile.write(sent)
+            self.wfile.flush()
+        except OSError:
+            pass
+        Resumable.log.append((path, wanted, if_range, len(sent)))
+        if len(sent) < len(body):
+            self.close_connection = True
+            self.connection.shutdown(2)
+
+
+@pytest.fixture
+def resumable():
+    Resumable.log, Resumable.broken = [], set()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Resumable)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def quick_fetcher(tmp_path):
+    storage = FilesystemStorage(tmp_path / "dam")
+    storage.check_writable()
+    f = Fetcher(
+        None,
+        storage,
+        key_template="{media_type}/{media_id}/{size}{ext}",
+        allow_http=False,
+        transfer=TransferConfig(backoff=RetryPolicy(base_s=0.01, cap_s=0.01)),
+        pool_size=2,
+    )
+    yield f
+    f.close()
+
+
+def download(fetcher, url):
+    return fetcher._download(url, "images/1/huge.jpg", "images", "i1")
+
+
+def test_a_body_broken_midway_is_resumed_from_the_next_byte(quick_fetcher, resumable):
+    stored = download(quick_fetcher, resumable + "/file.jpg")
+    assert stored.size_bytes == len(BODY)
+    assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
+    assert (quick_fetcher.storage.root / "images/1/huge.jpg").read_bytes() == BODY
+    (_, first_range, _, first_sent), (_, second_range, if_range, second_sent) = Resumable.log
+    assert first_range is None and first_sent == Resumable.CUT
+    # the second request asks for exactly what is missing, and only if the file is the same
+    assert second_range == f"bytes={Resumable.CUT}-" and if_range == '"v1"'
+    assert first_sent + second_sent == len(BODY)  # the break cost nothing twice
+
+
+def test_a_file_that_changed_meanwhile_is_fetched_again_from_byte_0(quick_fetcher, resumable):
+    stored = download(quick_fetcher, resumable + "/changed.jpg")
+    assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
+    (_, _, _, first_sent), (_, second_range, if_range, second_sent) = Resumable.log
+    assert second_range == f"bytes={Resumable.CUT}-" and if_range == '"v1"'
+    assert second_sent == len(BODY)  # If-Range did not match: the whole file came, and is used
+    assert (quick_fetcher.storage.root / "images/1/huge.jpg").read_bytes() == BODY
+    assert list(quick_fetcher.storage.partial_dir.iterdir()) == []
+
+
+def test_a_range_answered_with_other_bytes_starts_again(quick_fetcher, resumable):
+    stored = download(quick_fetcher, resumable + "/badrange.jpg")
+    assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
+    paths = [entry[1] for entry in Resumable.log]
+    assert paths == [None, f"bytes={Resumable.CUT}-", None]  # range refused, then from 0
+
+
+def test_without_a_validator_a_broken_body_starts_again_from_byte_0(quick_fetcher, resumable):
+    stored = download(quick_fetcher, resumable + "/norange.jpg")
+    assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
+    assert [entry[1] for entry in Resumable.log] == [None, None]
+    assert [entry[3] for entry in Resumable.log] == [Resumable.CUT, len(BODY)]

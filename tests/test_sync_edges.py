@@ -311,3 +311,43 @@ def test_a_read_only_storage_whose_folders_exist_exits_4_before_any_request(sync
         assert syncd.sim.requests == []
     finally:
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def _file_gets(sim) -> list:
+    return [r for r in sim.download_requests() if r.method == "GET"]
+
+
+@pytest.mark.parametrize("size_mib", [3, 12])  # one PUT, and a multipart upload on S3
+def test_a_download_reset_midway_is_resumed_with_a_range_and_the_file_is_whole(tmp_path, size_mib):
+    catalog = file_catalog(seed=41, stream="videos", count=1, size=size_mib << 20)
+    with Simulator(catalog, token=TOKEN) as sim:
+        syncd = Syncd(tmp_path, sim)
+        syncd.env.update(
+            {"SYNCD_STORAGE__MULTIPART_THRESHOLD": "5MiB", "SYNCD_STORAGE__PART_SIZE": "5MiB"}
+        )
+        sim.add_fault("GET", r"^/files/", action="truncate", times=1)  # half, then a reset
+        done = syncd.sync("--media", "videos")
+        gets = _file_gets(sim)
+    assert done.returncode == 0, done.stderr
+    assert done.summary["downloaded"] == 1 and done.summary["bytes_downloaded"] == size_mib << 20
+    first, second = gets
+    assert "Range" not in first.headers
+    # the rest only: from a byte past the start, and only if the file is the one begun
+    resumed_from = int(second.headers["Range"].removeprefix("bytes=").rstrip("-"))
+    assert 0 < resumed_from <= (size_mib << 20) // 2
+    assert second.status == 206 and second.headers["If-Range"].startswith('"')
+    assert_every_file_correct_so_far(syncd)
+
+
+def test_a_download_whose_file_changed_meanwhile_starts_again_from_byte_0(tmp_path):
+    catalog = file_catalog(seed=42, stream="videos", count=1, size=3 << 20)
+    with Simulator(catalog, token=TOKEN) as sim:
+        syncd = Syncd(tmp_path, sim)
+        # the broken answer carries another ETag than the file has now: If-Range fails
+        sim.add_fault("GET", r"^/files/", action="truncate", headers={"ETag": '"older"'}, times=1)
+        done = syncd.sync("--media", "videos")
+        gets = _file_gets(sim)
+    assert done.returncode == 0, done.stderr
+    first, second = gets  # the whole file came with the answer to the range: no third GET
+    assert second.headers["If-Range"] == '"older"' and second.status == 200
+    assert_every_file_correct_so_far(syncd)

@@ -87,10 +87,22 @@ class DownloadLinks:
         return base64.urlsafe_b64encode(mac).decode()
 
 
-def file_answer(key: FileKey, size: int, range_header: str | None) -> Answer:
-    """The file, whole (200) or from `Range: bytes=N-` / `bytes=N-M` (206)."""
+def etag_of(key: FileKey, size: int) -> str:
+    """A strong ETag: the same for the same bytes, as a CDN gives."""
+    digest = hashlib.sha256(f"{key.stream}/{key.media_id}/{key.size}/{size}".encode())
+    return f'"{digest.hexdigest()[:20]}"'
+
+
+def file_answer(
+    key: FileKey, size: int, range_header: str | None, if_range: str | None = None
+) -> Answer:
+    """The file, whole (200) or from `Range: bytes=N-` / `bytes=N-M` (206), with a strong
+    ETag; an `If-Range` that is not the file's ETag gets the whole file (RFC 9110 13.1.5)."""
     content_type = CONTENT_TYPES.get(file_ext(key.stream, key.size), "application/octet-stream")
-    headers = {"Content-Type": content_type, "Accept-Ranges": "bytes"}
+    etag = etag_of(key, size)
+    headers = {"Content-Type": content_type, "Accept-Ranges": "bytes", "ETag": etag}
+    if if_range is not None and if_range.strip() != etag:
+        range_header = None
     wanted = _RANGE.fullmatch(range_header.strip()) if range_header else None
     if wanted is None:
         return Answer(200, chunks(key, size), size, headers)

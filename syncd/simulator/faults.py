@@ -33,7 +33,10 @@ class Fault:
         if self.action == "reset":
             return Answer(0, (), 0, cut="reset")
         if self.action == "truncate":
-            return dataclasses.replace(normal(), cut="truncate")
+            answer = normal()  # the headers given replace the normal ones (an ETag, say)
+            return dataclasses.replace(
+                answer, cut="truncate", headers={**answer.headers, **self.headers}
+            )
         if self.action == "html":
             return raw_answer(self.status or 502, _HTML_PAGE, "text/html", self.headers)
         if self.action == "badjson":

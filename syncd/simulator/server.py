@@ -297,7 +297,12 @@ class Simulator:
         if record is None:
             return raw_answer(404, b"Not Found", "text/plain")
         key = record.file
-        return file_answer(key, self.catalog.file_size(key), request.headers.get("Range"))
+        return file_answer(
+            key,
+            self.catalog.file_size(key),
+            request.headers.get("Range"),
+            request.headers.get("If-Range"),
+        )
 
     def _record(self, record: RequestRecord) -> None:
         with self._lock:
