@@ -385,6 +385,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(chunk[:budget])
             budget -= len(chunk)
         if answer.cut == "truncate":
+            # a moment for the half sent to reach the client: a reset discards what its
+            # receive queue still holds, and a client that got nothing cannot resume
+            self.wfile.flush()
+            time.sleep(0.3)
             self._reset()
 
     def _reset(self) -> None:
