@@ -112,9 +112,48 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 class Timed:
     seconds: float
     returncode: int
-    maxrss_kib: int
+    maxrss_kib: int  # the child's own peak RSS (VmHWM, polled)
     timed_out: bool = False
     cpu_s: float = 0.0  # the child's own user + system CPU seconds
+    ru_maxrss_kib: int = 0  # wait4's figure: at least this process's RSS at fork, see below
+
+
+def vm_hwm_kib(pid: int) -> int | None:
+    """A running process's peak RSS so far (VmHWM); None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+class PeakRss:
+    """Polls a child's VmHWM every `interval` s until stopped. wait4's ru_maxrss cannot be used
+    alone: a forked child starts with this process's pages mapped, and exec keeps that high
+    water mark, so ru_maxrss is never below this (large) process's RSS at the fork. VmHWM
+    belongs to the exec'd image only; what grows in its last `interval` s is missed."""
+
+    def __init__(self, pid: int, interval: float = 0.01):
+        self.pid, self.interval, self.peak = pid, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        while True:
+            value = vm_hwm_kib(self.pid)
+            if value is not None:
+                self.peak = max(self.peak, value)
+            if self._stop.wait(self.interval):
+                return
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
 
 
 def run_timed(
@@ -126,7 +165,8 @@ def run_timed(
     cwd: Path | None = None,
 ) -> Timed:
     """Runs `cmd` to its end and then `os.sync()`, timed together; the child's own peak RSS
-    comes from wait4. The caller has synced before. stdout/stderr go to log_prefix.out/.err."""
+    is its VmHWM, polled (see PeakRss). The caller has synced before. stdout/stderr go to
+    log_prefix.out/.err."""
     with open(f"{log_prefix}.out", "wb") as out, open(f"{log_prefix}.err", "wb") as err:
         started = time.perf_counter()
         proc = _spawn(cmd, stdout=out, stderr=err, env=env, cwd=cwd)
@@ -142,10 +182,12 @@ def run_timed(
         timer = threading.Timer(timeout, kill)
         timer.daemon = True
         timer.start()
+        peak = PeakRss(proc.pid)
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
             timer.cancel()
+            peak_kib = peak.stop()
         proc.returncode = os.waitstatus_to_exitcode(status)
         _forget(proc)
         os.sync()
@@ -153,9 +195,10 @@ def run_timed(
     return Timed(
         seconds,
         proc.returncode,
-        usage.ru_maxrss,
+        peak_kib or usage.ru_maxrss,
         timed_out.is_set(),
         usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss,
     )
 
 
