@@ -63,18 +63,22 @@ def server():
     httpd.server_close()
 
 
-@pytest.fixture
-def fetcher(tmp_path):
+def make_fetcher(tmp_path, transfer: TransferConfig) -> Fetcher:
     storage = FilesystemStorage(tmp_path / "dam")
     storage.check_writable()
-    f = Fetcher(
+    return Fetcher(
         None,
         storage,
         key_template="{media_type}/{media_id}/{size}{ext}",
         allow_http=False,
-        transfer=TransferConfig(),
+        transfer=transfer,
         pool_size=2,
     )
+
+
+@pytest.fixture
+def fetcher(tmp_path):
+    f = make_fetcher(tmp_path, TransferConfig())
     yield f
     f.close()
 
@@ -287,16 +291,8 @@ def resumable():
 
 @pytest.fixture
 def quick_fetcher(tmp_path):
-    storage = FilesystemStorage(tmp_path / "dam")
-    storage.check_writable()
-    f = Fetcher(
-        None,
-        storage,
-        key_template="{media_type}/{media_id}/{size}{ext}",
-        allow_http=False,
-        transfer=TransferConfig(backoff=RetryPolicy(base_s=0.01, cap_s=0.01)),
-        pool_size=2,
-    )
+    """Retries after 10 ms, not seconds."""
+    f = make_fetcher(tmp_path, TransferConfig(backoff=RetryPolicy(base_s=0.01, cap_s=0.01)))
     yield f
     f.close()
 
