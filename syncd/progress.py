@@ -21,23 +21,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
+from syncd.status import human_size
+
 if TYPE_CHECKING:
     from syncd.summary import Summary
 
 log = structlog.get_logger("syncd")
 
 RATE_WINDOW_S = 5.0  # the rate shown is over the last few seconds, not the whole run
-
-
-def human_bytes(count: float) -> str:
-    """Binary units, as `status` prints them: 0 B, 1023 B, 1.0 KiB, 4.2 GiB."""
-    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-    value = float(count)
-    for unit in units:
-        if value < 1024 or unit == units[-1]:
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 def clock(seconds: float | None) -> str:
@@ -204,7 +195,7 @@ class LiveDisplay(Meter):
 
         state = self.snapshot()
         rate = state["bytes_per_s"]
-        speed = "-" if rate is None else f"{human_bytes(rate)}/s"
+        speed = "-" if rate is None else f"{human_size(rate)}/s"
         timing = f"{speed}  ETA {clock(state['eta_s'])}  elapsed {clock(state['elapsed_s'])}"
         total = state["files_total"]
         if self.command == "verify":
@@ -212,8 +203,8 @@ class LiveDisplay(Meter):
             head = f"verify: {state['phase']}"
             tail = (
                 f"files {done}/{'?' if total is None else total}  "
-                f"hashed {human_bytes(state['bytes_done'])} of "
-                f"{human_bytes(state['bytes_total'] or 0)}  {timing}  "
+                f"hashed {human_size(state['bytes_done'])} of "
+                f"{human_size(state['bytes_total'] or 0)}  {timing}  "
                 f"problems {state['problems']}"
             )
         else:
@@ -224,7 +215,7 @@ class LiveDisplay(Meter):
             )
             tail = (
                 f"files {done}/{'?' if total is None else total}  "
-                f"{human_bytes(state['bytes_done'])}  {timing}  "
+                f"{human_size(state['bytes_done'])}  {timing}  "
                 f"failed {state['failed']}  unavailable {state['unavailable']}"
             )
         bar = ProgressBar(total=float(total or 1), completed=float(done if total else 0), width=24)

@@ -13,9 +13,11 @@ import pexpect
 import pyte
 import pytest
 
-from syncd.progress import Meter, StatsLog, clock, human_bytes
+from syncd.progress import Meter, StatsLog, clock
+from syncd.status import human_size
 from syncd.summary import Summary
 from tests.conftest import TOKEN, Syncd, file_catalog
+from tests.test_bwlimit import FakeClock
 
 COLUMNS, ROWS = 220, 50
 
@@ -227,16 +229,8 @@ def test_a_bad_stats_period_names_the_value(syncd):
 # --- the counters and their text --------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_the_rate_is_over_the_last_seconds_and_the_eta_follows_the_files_left():
-    now = Clock()
+    now = FakeClock()
     meter = Meter(now=now)
     summary = Summary(licenses_seen=10)
     meter.show(summary, 0)
@@ -260,7 +254,7 @@ def test_the_rate_is_over_the_last_seconds_and_the_eta_follows_the_files_left():
 
 
 def test_verify_eta_is_from_the_bytes_left_to_hash():
-    now = Clock()
+    now = FakeClock()
     meter = Meter("verify", now=now)
     meter.checking(4, 8_000_000)
     meter.snapshot()
@@ -290,8 +284,8 @@ def test_stats_log_stops_and_logs_the_final_state(capsys):
     ("count", "text"),
     [(0, "0 B"), (1023, "1023 B"), (1024, "1.0 KiB"), (5 * 1024**3 // 2, "2.5 GiB")],
 )
-def test_human_bytes(count, text):
-    assert human_bytes(count) == text
+def test_human_size_as_the_display_shows_it(count, text):
+    assert human_size(count) == text
 
 
 @pytest.mark.parametrize(
