@@ -150,7 +150,8 @@ def test_an_endpoint_where_nothing_listens_exits_4_naming_it(tmp_path, sim, s3_s
     done = syncd.sync(env={"SYNCD_STORAGE__ENDPOINT_URL": endpoint})
     assert done.returncode == 4, done.stderr
     line = last_line(done.stderr)
-    assert line.startswith("syncd: ") and endpoint in line
+    assert line.startswith(f"syncd: cannot check s3://{syncd.s3.bucket}/dam at {endpoint}: ")
+    assert "the endpoint cannot be reached" in line and "check storage.endpoint_url" in line
     assert sim.requests == []
 
 
