@@ -106,6 +106,25 @@ def _progress_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _metrics_file_arg(text: str) -> str:
+    from pathlib import Path
+
+    folder = Path(text).expanduser().absolute().parent
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r}: the folder {folder} does not exist")
+    return text
+
+
+def _metrics_file_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--metrics-file",
+        type=_metrics_file_arg,
+        metavar="PATH",
+        help="write the run's metrics (Prometheus text format) to PATH for the node "
+        "exporter's textfile collector (written to a temporary name, then renamed)",
+    )
+
+
 def _count_arg(text: str) -> int:
     try:
         count = int(text)
@@ -160,6 +179,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="bytes per second over all transfers, e.g. 20MB or off (replaces sync.bwlimit)",
     )
     _progress_options(sync)
+    _metrics_file_option(sync)
+
+    command(  # no options of its own: the configuration says it all
+        "serve",
+        "the daemon: run the [jobs] on their schedules until SIGTERM or SIGINT, then exit 0",
+        SERVE_EPILOG,
+    )
 
     status = command(
         "status",
@@ -250,6 +276,20 @@ storage; 130 interrupted (SIGINT); 143 terminated (SIGTERM)."""
 
 --repair deletes no stored data: a corrupt file stays in place until the next sync stores its
 replacement over it."""
+)
+
+SERVE_EPILOG = (
+    COMMON_EPILOG.split("\n\nexit codes")[0]
+    + """
+
+jobs (the [jobs] table; a duration such as 15m, a five-field cron expression in UTC, or off):
+catch_up 15m (and once at start), verify 1d (with --repair), backfill 7d; one job at a time.
+/metrics and /healthz on serve.metrics_address (127.0.0.1:9469, or off).
+signals: SIGTERM/SIGINT start nothing new, give files in flight serve.grace_s (10) seconds,
+then exit 0; SIGHUP reads the configuration again (a bad one is refused, the old one kept).
+
+exit codes: 0 stopped by SIGTERM or SIGINT; 2 configuration error; 3 the API refused the
+token; 4 storage or database unusable."""
 )
 
 STATUS_EPILOG = (
@@ -404,19 +444,54 @@ def cmd_sync(args) -> int:
         config = replace(config, sync=replace(config.sync, bwlimit=args.bwlimit or None))
     progress = _display(args, "sync")
     stop = threading.Event()
+    metrics = _run_metrics(args)
     run = SyncRun(
         config,
         media=args.media or config.sync.media,
         dry_run=args.dry_run,
         progress=progress,
         stop=stop,
+        on_request=None if metrics is None else metrics.record_api_request,
     )
     with _stop_on_signals(stop) as received:
         result = run.execute()
     report_run(result, args.json, dry_run=args.dry_run)
+    if metrics is not None:
+        _write_run_metrics(args.metrics_file, metrics, "catch_up", result)
     if result.interrupted and received and received[0] == signal.SIGTERM:
         return 143
     return result.exit_code
+
+
+def _run_metrics(args):
+    if not getattr(args, "metrics_file", None) or getattr(args, "dry_run", False):
+        return None
+    from syncd.metrics import Metrics
+
+    return Metrics()
+
+
+def _write_run_metrics(path: str, metrics, job: str, result) -> None:
+    """``--metrics-file``: the run's counters and its job's outcome, for the textfile
+    collector. A file that cannot be written is one error line; the run's exit code stands."""
+    metrics.record_run(result.summary.as_json(), result.by_media)
+    if not result.interrupted and result.exit_code != 75:
+        outcome = "success" if result.exit_code == 0 else "failure"
+        metrics.record_job(job, outcome, result.summary.duration_s)
+    try:
+        metrics.write_textfile(path)
+    except OSError as exc:
+        print(
+            f"syncd: cannot write the metrics file {path}: {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+
+
+def cmd_serve(args) -> int:
+    from syncd.serve import Daemon
+
+    config = _load_config(args, announce=False)
+    return Daemon(config, reload=lambda: _load_config(args, announce=False)).run()
 
 
 def cmd_status(args) -> int:
@@ -500,6 +575,7 @@ def cmd_verify(args) -> int:
 
 COMMANDS = {
     "sync": cmd_sync,
+    "serve": cmd_serve,
     "verify": cmd_verify,
     "status": cmd_status,
     "db": cmd_db,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -36,6 +37,13 @@ class RunResult:
     fatal: Exception | None = None  # 401, storage, ...
     interrupted: bool = False
     planned: list[str] = field(default_factory=list)  # --dry-run: what it would do
+    # the summary's license counts per media type, for the metrics (CONTRACT section 6)
+    by_media: defaultdict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+
+    def count(self, media_type: str, key: str, amount: int = 1) -> None:
+        """Adds ``amount`` to the summary's ``key`` and to that media type's share of it."""
+        setattr(self.summary, key, getattr(self.summary, key) + amount)
+        self.by_media[media_type][key] += amount
 
     @property
     def exit_code(self) -> int:

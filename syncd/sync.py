@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -71,12 +72,18 @@ class SyncRun:
         dry_run: bool = False,
         progress: Meter | None = None,
         stop: threading.Event | None = None,
+        drain: threading.Event | None = None,
+        on_request: Callable[[int | None], None] | None = None,
     ):
         self.config = config
         self.media = media
         self.dry_run = dry_run
         self.progress = progress or Meter()
+        # stop: cut every transfer now, discarding partial files; drain: start nothing new
+        # (no page, no file) and let the files in flight finish (serve's grace period)
         self.stop = stop or threading.Event()
+        self.drain = drain or threading.Event()
+        self._on_request = on_request
         self.result = RunResult()
         self._seen: set[tuple[str, str]] = set()
         self._dry_new: list[LicenseRecord] = []
@@ -99,6 +106,7 @@ class SyncRun:
             timeout_s=self.config.api.timeout_s,
             pool_size=self.config.sync.concurrency,
             sleep=self._sleep,
+            on_request=self._on_request,
         )
         return client, storage, engine
 
@@ -155,9 +163,11 @@ class SyncRun:
                 self.progress.start()
                 try:
                     for media_type in self.media:
+                        self._check_draining()
                         self._check_reachable(client)
                         self.progress.paging(media_type)
                         self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
+                    self._check_draining()
                     self._check_reachable(client)
                     self._fetch_missing(session, client, storage)
                     self._check_reachable(client)
@@ -199,6 +209,10 @@ class SyncRun:
         lease.attach_run(run.id)
         return run
 
+    def _check_draining(self) -> None:
+        if self.stop.is_set() or self.drain.is_set():
+            raise Interrupted()
+
     def _check_reachable(self, client: ApiClient) -> None:
         """Once the API has stopped answering, the run ends with exit 5 naming it; what is
         queued stays queued for the next run."""
@@ -231,8 +245,7 @@ class SyncRun:
             for number, page in pages_until(
                 lambda n: client.license_page(stream, n, PER_PAGE, team), watermark
             ):
-                if self.stop.is_set():
-                    raise Interrupted()
+                self._check_draining()
                 fresh = self._first_sightings(page.licenses)
                 head = newest(page.licenses, head)
                 new = self._record(session, fresh)
@@ -264,7 +277,8 @@ class SyncRun:
             if identity not in self._seen:
                 self._seen.add(identity)
                 fresh.append(lic)
-        self.result.summary.licenses_seen += len(fresh)
+        if fresh:
+            self.result.count(fresh[0].media_type, "licenses_seen", len(fresh))
         return fresh
 
     def _record(self, session: Session, fresh: list[LicenseRecord]) -> list[LicenseRecord]:
@@ -402,8 +416,7 @@ class SyncRun:
             fetcher.close()  # after the pool has let every worker go
         if fatal is not None:
             raise fatal
-        if self.stop.is_set():
-            raise Interrupted()
+        self._check_draining()
 
     def _drive(self, pool, fetcher, session, book, todo: list[Group]) -> Exception | None:
         """Keeps the pool fed (a bounded window, not the whole queue) and settles each group as
@@ -413,11 +426,16 @@ class SyncRun:
         fatal: Exception | None = None
         last_commit = time.monotonic()
         while todo or running:
-            while todo and len(running) < window and not self.stop.is_set():
+            while todo and len(running) < window and not self._draining:
                 group = todo.pop()
                 running[pool.submit(fetcher.fetch, group.need)] = group
             if not running:
                 break
+            if self._draining:  # files not begun stay queued; those in flight go on
+                for future in [f for f in running if f.cancel()]:
+                    del running[future]
+                if not running:
+                    break
             done, _ = wait(running, timeout=COMMIT_EVERY_S, return_when=FIRST_COMPLETED)
             for future in done:
                 group = running.pop(future)
@@ -442,6 +460,10 @@ class SyncRun:
                 last_commit = time.monotonic()
             self.progress.show(self.result.summary, len(todo) + len(running))
         return fatal
+
+    @property
+    def _draining(self) -> bool:
+        return self.stop.is_set() or self.drain.is_set()
 
     def _commit(self, session: Session, book: SidecarBook, wait: bool = False) -> None:
         """Writes the outcomes gathered since the last commit, and the sidecars now stored."""
@@ -491,7 +513,6 @@ class SyncRun:
     ) -> None:
         """Records the outcome of each license of a group and counts it; once every group of
         the asset has settled, its sidecar is written."""
-        summary = self.result.summary
         first = next(iter(group.records.values()))
         existing = (
             None if stored else book.stored_file(first.media_type, first.media_id, first.size)
@@ -507,27 +528,27 @@ class SyncRun:
                     stored.sha256,
                 )
             )
-            summary.downloaded += 1
-            summary.bytes_downloaded += stored.size_bytes
+            self.result.count(first.media_type, "downloaded")
+            self.result.count(first.media_type, "bytes_downloaded", stored.size_bytes)
         for license_id, action in group.actions.items():
             bound = log.bind(stream=first.media_type, license_id=license_id)
             if stored is not None and license_id == stored.license_id:
                 self._set(first.media_type, license_id, ledger.STORED, None, stored.key)
             elif action.kind == INVALID:
-                summary.failed += 1
+                self.result.count(first.media_type, "failed")
                 bound.error("license.failed", reason=action.reason)
                 if self.dry_run:
                     self._plan_line("would fail", group.records[license_id], action.reason)
                 self._set(first.media_type, license_id, ledger.FAILED, action.reason)
             elif stored is not None or (action.kind == STORED and existing is not None):
-                summary.already_present += 1
+                self.result.count(first.media_type, "already_present")
                 if self.dry_run:
                     self._plan_line("already present", group.records[license_id])
                 held = stored if stored is not None else existing
                 assert held is not None  # one of the two, by the condition above
                 self._set(first.media_type, license_id, ledger.STORED, None, held.key)
             elif action.kind == UNAVAILABLE:
-                summary.unavailable += 1
+                self.result.count(first.media_type, "unavailable")
                 bound.info("license.unavailable", reason=action.reason)
                 if self.dry_run:
                     self._plan_line("unavailable", group.records[license_id], action.reason)
@@ -542,9 +563,9 @@ class SyncRun:
                 failure = failures.get(license_id) or FetchFailed("not tried")
                 status = ledger.UNAVAILABLE if failure.unavailable else ledger.FAILED
                 if failure.unavailable:
-                    summary.unavailable += 1
+                    self.result.count(first.media_type, "unavailable")
                 else:
-                    summary.failed += 1
+                    self.result.count(first.media_type, "failed")
                 bound.warning("license." + status, reason=failure.reason)
                 self._set(first.media_type, license_id, status, failure.reason)
         asset = (first.media_type, first.media_id)

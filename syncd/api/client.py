@@ -59,6 +59,7 @@ class ApiClient:
         timeout_s: float = 60.0,
         pool_size: int = 4,
         sleep: Callable[[float], None] = time.sleep,
+        on_request: Callable[[int | None], None] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
         self.policy = policy or RetryPolicy()
@@ -67,6 +68,8 @@ class ApiClient:
         self._proxies = proxies_for(self.base_url)
         self._auth = f"Bearer {token}"
         self._sleep = sleep
+        # told of every request sent: its HTTP status, or None when nothing answered (metrics)
+        self._on_request = on_request or (lambda status: None)
         self._lock = threading.Lock()
         self.requests_sent = 0
         self._unanswered_in_a_row = 0
@@ -147,12 +150,14 @@ class ApiClient:
             try:
                 response = self._send(method, path, params, json_body)
             except requests.RequestException as exc:
+                self._on_request(None)
                 reason = _network_reason(exc)
                 refused = reason in NOT_THERE
                 failure = ApiError(f"{what}: {reason}")
             else:
                 answered = True
                 status = response.status_code
+                self._on_request(status)
                 if 200 <= status < 300:
                     try:
                         return decode_json(response.content, what)

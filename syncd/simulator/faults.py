@@ -89,6 +89,11 @@ class FaultPlan:
         with self._lock:
             self._faults.append(fault)
 
+    def clear(self) -> None:
+        """Forgets every fault still waiting (an API that recovers)."""
+        with self._lock:
+            self._faults.clear()
+
     def take(self, method: str, path: str) -> Fault | None:
         """The first fault left for this request (`re.search` on the path), used up once."""
         with self._lock:

@@ -174,6 +174,10 @@ class Simulator:
         self._publish(lic)
         return lic.to_api()
 
+    def clear_faults(self) -> None:
+        """Every fault set by `add_fault` and not yet used up is dropped."""
+        self._faults.clear()
+
     def on_list_page(self, stream: str, page: int, callback: PageCallback) -> None:
         """Run `callback(self)` once, the next time page `page` of `stream` is served: after
         the page's content is fixed and before it is sent, so that every later request, on
