@@ -554,6 +554,12 @@ def load(
         config = _relative_to_file(config, path.absolute().parent, origins)
     if origins["api.token"] == "default" and config.api.token:
         origins["api.token"] = "environment (SHUTTERSTOCK_API_TOKEN)"
+    from syncd.credentials import TOKEN_CREDENTIAL, token_from_credentials
+
+    credential = token_from_credentials()
+    if credential is not None:  # systemd's LoadCredential= wins over the file and environment
+        config = replace(config, api=replace(config.api, token=Secret(credential)))
+        origins["api.token"] = f"credential ($CREDENTIALS_DIRECTORY/{TOKEN_CREDENTIAL})"
     config = replace(config, origins=origins)
     _check_cross_keys(config)
     return config

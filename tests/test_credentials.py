@@ -40,3 +40,19 @@ def test_unreadable_token_is_a_config_error_that_hides_the_token(tmp_path, monke
     with pytest.raises(ConfigError, match="api.token: cannot read the credential") as caught:
         token_from_credentials()
     assert TOKEN not in str(caught.value)
+
+
+def test_sync_takes_the_token_from_systemds_credential_before_the_environment(tmp_path, syncd):
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "shutterstock-token").write_text(syncd.sim.token + "\n")
+    done = syncd.sync(
+        "--media",
+        "audio",
+        env={"CREDENTIALS_DIRECTORY": str(credentials), "SHUTTERSTOCK_API_TOKEN": "stale-token"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.summary["downloaded"] >= 1
+    shown = syncd.run("config", "show", env={"CREDENTIALS_DIRECTORY": str(credentials)})
+    line = next(x for x in shown.stdout.splitlines() if x.startswith("api.token"))
+    assert "credential" in line and syncd.sim.token not in shown.stdout
