@@ -291,7 +291,8 @@ class Daemon:
                 next_run_time=now if run_now else undefined_next(),
             )
             self._schedules[name] = schedule
-            due = now if run_now else (job.next_run_time or trigger.get_next_fire_time(None, now))
+            due = now if run_now else getattr(job, "next_run_time", None)
+            due = due or trigger.get_next_fire_time(None, now)
             self.metrics.schedule_job(name, period, due.timestamp() if due else time.time())
             log.info(
                 "job.scheduled",

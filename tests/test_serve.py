@@ -443,3 +443,47 @@ def test_serve_speaks_the_notify_protocol_ready_after_migrations_watchdog_stoppi
     assert stopping > ready
     assert all(x == x.strip() for m in lines for x in m)
     assert TOKEN not in "".join(messages)
+
+
+def test_a_job_due_while_a_sync_holds_the_storage_is_skipped_and_serve_goes_on(big_videos, served):
+    syncd = big_videos()
+    by_hand = syncd.start("sync", "--no-progress", env={"SYNCD_SYNC__BWLIMIT": "3MB"})
+    try:
+        deadline = time.monotonic() + 30
+        while not syncd.leftovers():
+            assert time.monotonic() < deadline and by_hand.poll() is None
+            time.sleep(0.02)
+        serving = served(syncd, env={"SYNCD_JOBS__CATCH_UP": "1h"})
+        skipped = serving.wait_for(
+            lambda e: e.get("event") == "job.skipped" and e.get("job") == "catch_up"
+        )
+        assert "holds the lock" in skipped["reason"]
+        text = serving.get("/metrics").text
+        assert metric(text, "syncd_job_runs_total", job="catch_up", outcome="skipped") == 1
+        assert metric(text, "syncd_job_runs_total", job="catch_up", outcome="failure") == 0
+        assert serving.process.poll() is None
+        code, _ = serving.stop()
+        assert code == 0
+    finally:
+        by_hand.terminate()
+        by_hand.communicate(timeout=60)
+    assert syncd.leftovers() == []
+
+
+def test_the_verify_job_queues_a_lost_file_and_the_next_catch_up_fetches_it(syncd, served):
+    first = syncd.sync()
+    assert first.returncode == 0
+    lost = sorted(syncd.stored_files())[0]
+    syncd.remove(lost)
+    serving = served(syncd, env={"SYNCD_JOBS__CATCH_UP": "2s", "SYNCD_JOBS__VERIFY": "1s"})
+    verified = serving.wait_for(
+        lambda e: e.get("event") == "job.finished" and e.get("job") == "verify"
+    )
+    assert "1 missing" in verified["detail"] and "1 queued again" in verified["detail"]
+    deadline = time.monotonic() + 30
+    while lost not in syncd.stored_files():
+        assert time.monotonic() < deadline, "".join(serving.raw)
+        time.sleep(0.1)
+    assert_whole(syncd, lost)
+    code, _ = serving.stop()
+    assert code == 0
