@@ -65,10 +65,12 @@ class Meter:
         self.phase = f"paging {media_type}"
 
     def fetching(self, files: int) -> None:
+        """``files`` to fetch in all so far (the queue comes in batches: each adds to it)."""
+        if self.phase != "fetching":
+            self._fetch_started = self._now()
         self.phase = "fetching"
         self.files_total = files
         self.files_left = files
-        self._fetch_started = self._now()
 
     def add_bytes(self, count: int) -> None:
         with self._lock:

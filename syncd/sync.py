@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -45,6 +45,7 @@ log = structlog.get_logger("syncd.sync")
 
 AssetSize = tuple[str, str, str]  # media type, media id, size
 COMMIT_EVERY_S = 0.25  # the ledger commits outcomes in batches at most this old
+QUEUE_BATCH = 2000  # licenses planned and fetched at a time (the queue is read in batches)
 
 
 @dataclass
@@ -89,6 +90,7 @@ class SyncRun:
         self._dry_new: list[LicenseRecord] = []
         self._outcomes = ledger.Outcomes()  # its storage is set once storage is open
         self._open_groups: Counter = Counter()  # asset -> its groups not yet settled
+        self._fetch_total = 0  # files sent to be fetched so far, over the batches
 
     # --- set-up: every check that can fail with exit 2 or 4 comes before any request ----------
 
@@ -310,12 +312,27 @@ class SyncRun:
 
     # --- fetching ----------------------------------------------------------------------------
 
-    def _queue(self, session: Session) -> list[LicenseRecord]:
-        rows = ledger.queued_licenses(
-            session, self.media, self._outcomes.storage, self.config.sync.relicense
-        )
-        queued = [ledger.as_record(row) for row in rows]
-        return queued + self._dry_new
+    def _queue_batches(self, session: Session) -> Iterator[list[LicenseRecord]]:
+        """The queue, read from the database QUEUE_BATCH licenses at a time (a history of
+        any length is never in memory at once); a dry run's new licenses join the first."""
+        after = None
+        extra = list(self._dry_new)
+        while True:
+            rows = ledger.queued_licenses(
+                session,
+                self.media,
+                self._outcomes.storage,
+                self.config.sync.relicense,
+                after=after,
+                limit=QUEUE_BATCH,
+            )
+            batch = [ledger.as_record(row) for row in rows] + extra
+            extra = []
+            if batch:
+                yield batch
+            if len(rows) < QUEUE_BATCH:
+                return
+            after = ledger.queue_key(rows[-1])
 
     def _groups(self, licenses: list[LicenseRecord], book: SidecarBook) -> dict[AssetSize, Group]:
         by_asset_size: dict[AssetSize, list[LicenseRecord]] = defaultdict(list)
@@ -350,26 +367,43 @@ class SyncRun:
         return groups
 
     def _fetch_missing(self, session: Session, client: ApiClient, storage: Storage) -> None:
-        queue = self._queue(session)
-        dirty = (
-            []
-            if self.dry_run
-            else [
-                (a.media_type, a.media_id) for a in ledger.dirty_assets(session, storage.identity)
-            ]
-        )
-        book = SidecarBook(
-            session, storage, {(lic.media_type, lic.media_id) for lic in queue} | set(dirty)
-        )
+        """Everything queued, batch by batch; then the sidecars still out of date (assets
+        with nothing queued whose licenses or files changed, or whose write failed)."""
+        self._fetch_total = 0
+        for queue in self._queue_batches(session):
+            self._check_draining()
+            self._fetch_batch(session, client, storage, queue)
+        if not self.dry_run:
+            self._write_dirty(session, storage)
+
+    def _write_dirty(self, session: Session, storage: Storage) -> None:
+        after = None
+        while True:
+            self._check_draining()
+            chunk = ledger.dirty_assets(session, storage.identity, after=after, limit=QUEUE_BATCH)
+            if not chunk:
+                return
+            assets = {(a.media_type, a.media_id) for a in chunk}
+            book = SidecarBook(session, storage, assets)
+            try:
+                for asset in sorted(assets):
+                    book.write(*asset)
+            finally:
+                book.close()
+                self._commit(session, book, wait=True)
+            if len(chunk) < QUEUE_BATCH:
+                return
+            after = (chunk[-1].media_type, chunk[-1].media_id)
+
+    def _fetch_batch(
+        self, session: Session, client: ApiClient, storage: Storage, queue: list[LicenseRecord]
+    ) -> None:
+        book = SidecarBook(session, storage, {(lic.media_type, lic.media_id) for lic in queue})
         try:
             groups = self._groups(queue, book)
             self._open_groups = Counter(
                 (media_type, media_id) for media_type, media_id, _ in groups
             )
-            if not self.dry_run:
-                for asset in dirty:
-                    if asset not in self._open_groups:
-                        book.write(*asset)
             for group in groups.values():
                 if group.need is None:
                     self._settle(session, book, group, stored=None, failures={})
@@ -390,7 +424,8 @@ class SyncRun:
                     raise
 
     def _run_fetches(self, session, client, book: SidecarBook, pending: list[Group]) -> None:
-        self.progress.fetching(len(pending))
+        self._fetch_total += len(pending)
+        self.progress.fetching(self._fetch_total)
         fetcher = Fetcher(
             client,
             book.storage,

@@ -145,12 +145,28 @@ def record_licenses(session: Session, licenses: list[LicenseRecord]) -> list[Lic
     return new
 
 
+QueueKey = tuple[str, datetime, str]  # media type, download time, license id
+
+
+def queue_key(row: License) -> QueueKey:
+    """Where a license stands in the queue's order (for the next batch's ``after``)."""
+    return (row.media_type, row.download_time, row.license_id)
+
+
 def queued_licenses(
-    session: Session, media_types: Iterable[str], storage: str, relicense: bool = False
+    session: Session,
+    media_types: Iterable[str],
+    storage: str,
+    relicense: bool = False,
+    *,
+    after: QueueKey | None = None,
+    limit: int | None = None,
 ) -> list[License]:
-    """Every license still to handle in this storage: new, pending or failed ones; those
+    """The licenses still to handle in this storage: new, pending or failed ones; those
     recorded as stored whose file this storage lacks (another storage fetched it); and, with
-    relicensing on, those left unavailable only because it was off."""
+    relicensing on, those left unavailable only because it was off. In the queue's order (by
+    media type, newest first, then license id), at most ``limit`` of them, from the one after
+    ``after``: the queue is read in batches, never whole."""
     here = exists().where(
         StoredFile.storage == storage,
         StoredFile.media_type == License.media_type,
@@ -160,13 +176,26 @@ def queued_licenses(
     wanted = [License.status.in_(QUEUED), and_(License.status == STORED, ~here)]
     if relicense:
         wanted.append(and_(License.status == UNAVAILABLE, License.waits_for == RELICENSE))
-    return list(
-        session.scalars(
-            select(License)
-            .where(License.media_type.in_(list(media_types)), or_(*wanted))
-            .order_by(License.media_type, License.download_time.desc())
+    statement = select(License).where(License.media_type.in_(list(media_types)), or_(*wanted))
+    if after is not None:
+        media_type, download_time, license_id = after
+        statement = statement.where(
+            or_(
+                License.media_type > media_type,
+                and_(License.media_type == media_type, License.download_time < download_time),
+                and_(
+                    License.media_type == media_type,
+                    License.download_time == download_time,
+                    License.license_id > license_id,
+                ),
+            )
         )
+    statement = statement.order_by(
+        License.media_type, License.download_time.desc(), License.license_id
     )
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.scalars(statement))
 
 
 def as_record(row: License) -> LicenseRecord:
@@ -361,8 +390,15 @@ def mark_sidecars_dirty(
         session.execute(statement)
 
 
-def dirty_assets(session: Session, storage: str) -> list[Asset]:
-    """Assets whose metadata.json in this storage is missing or out of date."""
+def dirty_assets(
+    session: Session,
+    storage: str,
+    *,
+    after: tuple[str, str] | None = None,
+    limit: int | None = None,
+) -> list[Asset]:
+    """Assets whose metadata.json in this storage is missing or out of date, by media type
+    and id: at most ``limit``, from the one after ``after``."""
     written = exists().where(
         Sidecar.storage == storage,
         Sidecar.media_type == Asset.media_type,
@@ -370,7 +406,18 @@ def dirty_assets(session: Session, storage: str) -> list[Asset]:
         Sidecar.kind == "json",
         Sidecar.sha256.is_not(None),
     )
-    return list(session.scalars(select(Asset).where(~written)))
+    statement = select(Asset).where(~written)
+    if after is not None:
+        statement = statement.where(
+            or_(
+                Asset.media_type > after[0],
+                and_(Asset.media_type == after[0], Asset.media_id > after[1]),
+            )
+        )
+    statement = statement.order_by(Asset.media_type, Asset.media_id)
+    if limit is not None:
+        statement = statement.limit(limit)
+    return list(session.scalars(statement))
 
 
 def adopt_unowned(session: Session, storage: str) -> None:
