@@ -25,7 +25,7 @@ def run_in(sim: Simulator, home: Path) -> dict:
         search=False,
     )
     result = SyncRun(config, media=config.sync.media).execute()
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # the hostile ids fail, the rest is fetched
     summary = result.summary.as_json()
     del summary["duration_s"]
     return summary
@@ -40,8 +40,10 @@ def sidecars(root: Path) -> dict[str, dict]:
 
 def test_a_queue_of_many_batches_ends_as_one_batch_does(tmp_path, monkeypatch):
     catalog = Catalog.example()  # twins across the same asset and size, unavailable ones
-    for _ in range(9):  # more images, then one more license of an asset and size licensed
-        catalog.add("images", size="medium")  # long ago: the two are batches apart
+    for number in range(9):  # more images, then one more license of an asset and size
+        catalog.add("images", size="medium")  # licensed long ago: the two are batches apart
+        if number % 2:  # and licenses that fail (they stay queued: each must count once)
+            catalog.add("images", media_id=f"../../x{number}", size="huge")
     catalog.add("images", media_id="59656357", size="huge")
     with Simulator(catalog, token=TOKEN) as sim:
         whole = run_in(sim, tmp_path / "whole")
@@ -60,6 +62,7 @@ def test_a_queue_of_many_batches_ends_as_one_batch_does(tmp_path, monkeypatch):
 
     assert batched == {**whole, "api_requests": batched["api_requests"]}
     assert batched["api_requests"] == whole["api_requests"]
+    assert whole["failed"] == 4
     assert len(sizes) > 5 and max(sizes) <= 3  # many batches, none larger than the limit
     ours, theirs = sidecars(tmp_path / "batched" / "dam"), sidecars(tmp_path / "whole" / "dam")
     assert ours == theirs and len(ours) > 10
