@@ -213,6 +213,20 @@ class Serve:
         return "\n".join(text[-lines:])
 
 
+def process_usage(pid: int) -> dict[str, float | None]:
+    """A running process's user + system CPU seconds and its peak RSS (VmHWM) in MB."""
+    cpu_s = peak_mb = None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu_s = round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                peak_mb = round(int(line.split()[1]) / 1024, 1)
+    except (OSError, IndexError, ValueError):
+        pass
+    return {"cpu_s": cpu_s, "peak_rss_mb": peak_mb}
+
+
 def syncd_command(python: str) -> list[str]:
     return [python, "-m", "syncd", "--log-format", "json", "serve"]
 
@@ -444,6 +458,9 @@ def render(report: dict[str, Any]) -> str:
         f"{runs['gap_between_starts_s']['median']} s); serve exit {res['serve_exit']} "
         f"{res['serve_stop_s']:.1f} s after SIGTERM"
     )
+    lines.append(
+        f"serve's CPU over its life: {res['serve_cpu_s']} s; peak RSS {res['serve_peak_rss_mb']} MB"
+    )
     lines.append(f"for comparison: {COMMERCIAL}")
     return "\n".join(lines)
 
@@ -614,6 +631,7 @@ def _run(args: argparse.Namespace) -> int:
             time.sleep(POLL_S)
         t_end = time.monotonic()
         measured = count_requests(sim) - first_run_requests
+        usage = process_usage(serve.proc.pid)
         code, stop_s = serve.stop(timeout=120)
         if code != 0:
             keep = True
@@ -692,6 +710,8 @@ def _run(args: argparse.Namespace) -> int:
             "catch_up_runs_total": len(starts),
             "serve_exit": code,
             "serve_stop_s": round(stop_s, 2),
+            "serve_cpu_s": usage["cpu_s"],
+            "serve_peak_rss_mb": usage["peak_rss_mb"],
         },
         "licenses": rows,
         "machine": machine(),
