@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import Engine
@@ -36,6 +37,7 @@ from syncd.streams import (
     PER_PAGE,
     HistoryCutShort,
     LicenseStream,
+    Watermark,
     newest,
     pages_until,
 )
@@ -45,6 +47,7 @@ log = structlog.get_logger("syncd.sync")
 
 AssetSize = tuple[str, str, str]  # media type, media id, size
 COMMIT_EVERY_S = 0.25  # the ledger commits outcomes in batches at most this old
+CLOCK_MARGIN = timedelta(minutes=5)  # sync.since = "now" on an empty stream reaches back this far
 QUEUE_BATCH = 2000  # licenses planned and fetched at a time (the queue is read in batches)
 
 
@@ -65,6 +68,8 @@ class Group:
 
 
 class SyncRun:
+    COMMAND = "sync"  # as the runs table and the log name it
+
     def __init__(
         self,
         config: Config,
@@ -146,7 +151,7 @@ class SyncRun:
         started = time.monotonic()
         client, storage, engine = self.prepare()
         self.progress.where = logs.announce_config(
-            self.config, "sync --dry-run" if self.dry_run else "sync"
+            self.config, f"{self.COMMAND} --dry-run" if self.dry_run else self.COMMAND
         )
         summary = self.result.summary
         self._outcomes.storage = storage.identity
@@ -206,7 +211,7 @@ class SyncRun:
         removed = storage.remove_partials()
         if removed:
             log.info("partials.removed", count=removed)
-        run = ledger.start_run(session, "sync", storage.identity)
+        run = ledger.start_run(session, self.COMMAND, storage.identity)
         session.commit()
         lease.attach_run(run.id)
         return run
@@ -241,20 +246,16 @@ class SyncRun:
         if not self.dry_run:
             session.commit()  # no transaction (on SQLite: no write lock) across the network
         watermark = ledger.watermark_of(state)
-        head = watermark
+        since = self.config.sync.since if watermark is None else None
         bound = log.bind(stream=stream.media_type)
+        head: Watermark | None
         try:
-            for number, page in pages_until(
-                lambda n: client.license_page(stream, n, PER_PAGE, team), watermark
-            ):
-                self._check_draining()
-                fresh = self._first_sightings(page.licenses)
-                head = newest(page.licenses, head)
-                new = self._record(session, fresh)
-                if not self.dry_run:
-                    session.commit()
-                bound.info("page.fetched", page=number, licenses=len(page.licenses), new=len(new))
-                self.progress.show(self.result.summary, 0)
+            if since is not None and since.now:
+                head = self._future_only(client, stream, team)
+            elif since is not None and since.moment is not None:
+                head = self._page(session, client, stream, None, since.moment)
+            else:
+                head = self._page(session, client, stream, watermark, None)
         except Forbidden as exc:
             self.result.refused[stream.media_type] = str(exc)
             self._stream_done(session, state, run, "refused", str(exc))
@@ -270,6 +271,64 @@ class SyncRun:
             state.watermark_time = ledger.naive_utc(head.download_time)
         self._stream_done(session, state, run, "ok", None)
         bound.info("stream.caught_up", watermark=head.license_id if head else None)
+
+    def _page(
+        self,
+        session: Session,
+        client: ApiClient,
+        stream: LicenseStream,
+        watermark: Watermark | None,
+        since: datetime | None,
+    ) -> Watermark | None:
+        """Pages the stream newest-first to its watermark, recording what is new; returns the
+        watermark the catch-up leaves. Licenses strictly older than the watermark (on the
+        last page) are not recorded: they were the earlier catch-ups' to record, or were left
+        to ``backfill`` by ``sync.since``. With ``since`` (a first catch-up under
+        ``sync.since``) the API is asked for nothing older, a license older still (an API that
+        ignores ``start_date``) ends the paging, and when nothing is that new the watermark is
+        that moment itself: the next catch-up stops there too."""
+        team = self.config.sync.team_history
+        start = None if since is None else since.replace(microsecond=0)
+        stop_at = watermark if start is None else Watermark("", start)
+        head = watermark
+        for number, page in pages_until(
+            lambda n: client.license_page(stream, n, PER_PAGE, team, start=start), stop_at
+        ):
+            self._check_draining()
+            fresh = self._first_sightings(page.licenses)
+            if stop_at is not None:
+                fresh = [
+                    lic
+                    for lic in fresh
+                    if lic.download_time >= stop_at.download_time
+                    and lic.license_id != stop_at.license_id
+                ]
+            head = newest(fresh, head)
+            new = self._record(session, fresh)
+            if not self.dry_run:
+                session.commit()
+            log.info(
+                "page.fetched",
+                stream=stream.media_type,
+                page=number,
+                licenses=len(page.licenses),
+                new=len(new),
+            )
+            self.progress.show(self.result.summary, 0)
+        return head if head is not None or start is None else Watermark("", start)
+
+    def _future_only(self, client: ApiClient, stream: LicenseStream, team: bool) -> Watermark:
+        """``sync.since = "now"``: the first catch-up reads one page and records nothing; its
+        newest license (or, on an empty history, this moment) is where the next one stops."""
+        page = client.license_page(stream, 1, PER_PAGE, team)
+        self._first_sightings(page.licenses)
+        left = page.total_count if page.total_count is not None else len(page.licenses)
+        log.info("stream.future_only", stream=stream.media_type, left_to_backfill=left)
+        head = newest(page.licenses, None)
+        # an empty history: licenses from this moment on, less a margin for a clock that is
+        # ahead of the API's
+        moment = datetime.now(UTC).replace(microsecond=0) - CLOCK_MARGIN
+        return head or Watermark("", moment)
 
     def _first_sightings(self, licenses: list[LicenseRecord]) -> list[LicenseRecord]:
         """Licenses not yet seen in this run (page drift shows some twice)."""

@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -30,6 +31,13 @@ log = structlog.get_logger("syncd.api")
 # what a host that is not there at all answers (a closed port, a name that does not resolve)
 NOT_THERE = frozenset({"connection refused", "name or service not known"})
 GIVE_UP_AFTER = 2  # requests in a row that used up their retries
+
+
+def api_moment(moment: datetime) -> str:
+    """A date-time as the reference writes them (``YYYY-MM-DDTHH:mm:ssZ``), in UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class ApiError(Exception):
@@ -81,10 +89,25 @@ class ApiClient:
 
     # --- endpoints ------------------------------------------------------------------------
 
-    def license_page(self, stream, page: int, per_page: int, team_history: bool) -> LicensePage:
-        params = {"sort": "newest", "per_page": per_page, "page": page}
+    def license_page(
+        self,
+        stream,
+        page: int,
+        per_page: int,
+        team_history: bool,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> LicensePage:
+        """One page of the stream's license history, newest first; ``start``/``end`` keep it
+        to licenses downloaded on or after ``start`` and before ``end`` (whole seconds)."""
+        params: dict[str, Any] = {"sort": "newest", "per_page": per_page, "page": page}
         if team_history:
             params["team_history"] = "true"
+        if start is not None:
+            params["start_date"] = api_moment(start)
+        if end is not None:
+            params["end_date"] = api_moment(end)
         document = self.request("GET", f"/v2/{stream.path}/licenses", params=params)
         try:
             return parse_license_page(document, stream.media_type, stream.media_key)

@@ -24,7 +24,16 @@ from sqlalchemy.orm import Session
 
 from syncd.api.records import LicenseRecord
 from syncd.db.engine import clock_sql
-from syncd.db.models import Asset, Base, License, Run, Sidecar, StoredFile, StreamState
+from syncd.db.models import (
+    Asset,
+    BackfillState,
+    Base,
+    License,
+    Run,
+    Sidecar,
+    StoredFile,
+    StreamState,
+)
 from syncd.logs import redact
 from syncd.storage.keys import UnsafeValue, check_value, sidecar_key
 from syncd.streams import Watermark
@@ -84,6 +93,64 @@ def watermark_of(state: StreamState) -> Watermark | None:
     if state.watermark_license_id is None or state.watermark_time is None:
         return None
     return Watermark(state.watermark_license_id, state.watermark_time.replace(tzinfo=UTC))
+
+
+def range_key(since: datetime | None, until: datetime | None) -> str:
+    """A backfill's range as a key: ``2026-01-01T00:00:00Z/-`` (``-``: open)."""
+
+    def part(moment: datetime | None) -> str:
+        return "-" if moment is None else naive_utc(moment).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    return f"{part(since)}/{part(until)}"
+
+
+def backfill_state(
+    session: Session,
+    stream: str,
+    team_history: bool,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    create: bool = True,
+) -> BackfillState:
+    """The checkpoint of this stream's backfill over [since, until): the unfinished one to
+    resume, or a new walk from ``until`` (or ``now`` when open) when there is none or the last
+    one finished. Without ``create`` (a dry run) a new one is only in memory."""
+    key = range_key(since, until)
+    found = session.get(BackfillState, (stream, team_history, key))
+    if found is not None and found.finished_at is None:
+        return found
+    end = naive_utc(until if until is not None else now)
+    fresh = dict(
+        since_at=None if since is None else naive_utc(since),
+        until_at=None if until is None else naive_utc(until),
+        fixed_until=end,
+        checkpoint=end,
+        paged_at=None,
+        started_at=utcnow(),
+        finished_at=None,
+        run_id=None,
+    )
+    if not create:
+        return BackfillState(stream=stream, team_history=team_history, range_key=key, **fresh)
+    if found is None:
+        found = BackfillState(stream=stream, team_history=team_history, range_key=key, **fresh)
+        session.add(found)
+    else:
+        for name, value in fresh.items():
+            setattr(found, name, value)
+    session.flush()
+    return found
+
+
+def backfill_states(session: Session) -> list[BackfillState]:
+    return list(
+        session.scalars(
+            select(BackfillState).order_by(
+                BackfillState.stream, BackfillState.team_history, BackfillState.range_key
+            )
+        )
+    )
 
 
 # --- licenses ---------------------------------------------------------------------------------

@@ -127,6 +127,28 @@ class StreamState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime)  # last "ok" run
 
 
+class BackfillState(Base):
+    """One backfill of a stream over a range (``--since``/``--until``), kept apart from the
+    catch-up's watermark: every license in [checkpoint, fixed_until) is recorded. The walk moves
+    ``checkpoint`` down window by window (dates, not page numbers: pages shift as licenses
+    arrive); ``paged_at`` once the whole range is recorded, ``finished_at`` once what it queued
+    was fetched. A finished backfill of the same range started again walks it anew."""
+
+    __tablename__ = "backfill_state"
+
+    stream: Mapped[str] = mapped_column(MEDIA_TYPE, primary_key=True)
+    team_history: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    range_key: Mapped[str] = mapped_column(String(64), primary_key=True)  # "since/until"
+    since_at: Mapped[datetime | None] = mapped_column(DateTime)
+    until_at: Mapped[datetime | None] = mapped_column(DateTime)
+    fixed_until: Mapped[datetime] = mapped_column(DateTime)  # until, or when the walk began
+    checkpoint: Mapped[datetime] = mapped_column(DateTime)
+    paged_at: Mapped[datetime | None] = mapped_column(DateTime)
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+
+
 class Lease(Base):
     """A lock held in the database, keyed by what it protects (a storage's identity): taken
     and renewed with the database's clock, so that it works across processes and hosts."""
