@@ -337,9 +337,7 @@ def test_a_dry_run_backfill_records_nothing(tmp_path, simulated):
 def test_backfill_writes_its_metrics_file_with_the_backfill_job(tmp_path, simulated):
     syncd = Syncd(tmp_path, simulated(history(20)))
     path = tmp_path / "syncd.prom"
-    done = syncd.run(
-        "backfill", "--media", "images", "--no-progress", "--metrics-file", str(path)
-    )
+    done = syncd.run("backfill", "--media", "images", "--no-progress", "--metrics-file", str(path))
     assert done.returncode == 0, done.stderr
     text = path.read_text()
     assert 'syncd_job_runs_total{job="backfill",outcome="success"} 1.0' in text
