@@ -91,7 +91,7 @@ def run_catch_up(config: Config, controls: Controls, metrics: Metrics) -> JobRun
 
 
 def run_backfill(config: Config, controls: Controls, metrics: Metrics) -> JobRun:
-    from syncd.backfill import BackfillRun  # type: ignore[import-not-found,unused-ignore]
+    from syncd.backfill import BackfillRun
 
     run = BackfillRun(
         config,
@@ -139,14 +139,6 @@ def run_verify(config: Config, controls: Controls, metrics: Metrics) -> JobRun:
     return JobRun(not report.wrong and not job.interrupted, detail)
 
 
-def _backfill_available() -> bool:
-    try:
-        import syncd.backfill  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 RUNNERS: dict[str, JobRunner] = {
     "catch_up": run_catch_up,
     "verify": run_verify,
@@ -156,11 +148,7 @@ RUNNERS: dict[str, JobRunner] = {
 
 def available_jobs() -> dict[str, JobRunner]:
     """The jobs this version can run. ``updates`` (the /updated streams) is not built yet."""
-    return {
-        name: runner
-        for name, runner in RUNNERS.items()
-        if name != "backfill" or _backfill_available()
-    }
+    return dict(RUNNERS)
 
 
 class Daemon:

@@ -1,5 +1,8 @@
 """Configuration: every key is parsed and checked; errors name the key."""
 
+import dataclasses
+import re
+
 import pytest
 
 from syncd.config import load, parse_duration
@@ -131,14 +134,36 @@ def test_http_to_loopback_is_allowed_without_allow_http():
     assert config.api.base_url == "http://127.0.0.1:8080"
 
 
+def test_example_config_names_every_key():
+    """Each key of every section is in the example, set to its default or, where it has
+    none, as a commented-out example."""
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parent.parent / "config" / "syncd.example.toml").read_text()
+    sections = re.split(r"^\[(\w+)\]$", text, flags=re.M)
+    by_section = dict(zip(sections[1::2], sections[2::2], strict=True))
+    defaults = load(environ={}, search=False)
+    names = [f.name for f in dataclasses.fields(defaults) if f.name not in ("source", "origins")]
+    assert len(names) == 9
+    for section in names:
+        body = by_section.get(section)
+        assert body is not None, f"no [{section}] in the example"
+        for key in dataclasses.fields(getattr(defaults, section)):
+            assert re.search(rf"^#? ?{key.name} = ", body, re.M), f"{section}.{key.name}"
+
+
 def test_example_config_documents_the_defaults():
     from pathlib import Path
 
     example = Path(__file__).resolve().parent.parent / "config" / "syncd.example.toml"
     documented = load(str(example), environ={})
     defaults = load(environ={}, search=False)
-    for section in ("api", "sync", "updates", "relicense", "jobs", "serve"):
+    for section in ("api", "sync", "updates", "relicense", "verify", "jobs", "serve"):
         assert repr(getattr(documented, section)) == repr(getattr(defaults, section)), section
+    for key in dataclasses.fields(defaults.storage):
+        if key.name != "path":
+            value = getattr(documented.storage, key.name)
+            assert value == getattr(defaults.storage, key.name), key.name
     # relative paths in a file resolve against its folder (CONTRACT 3)
     assert documented.database.url == f"sqlite:///{example.parent / 'syncd.db'}"
     assert documented.storage.path == str(example.parent / "dam")

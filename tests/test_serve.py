@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from syncd.db.engine import HEAD_REVISION
 from syncd.simulator import Simulator
+from syncd.streams import LICENSE_STREAMS
 from tests.conftest import TOKEN, Syncd, file_catalog
 
 BIG = 24 << 20
@@ -487,3 +488,37 @@ def test_the_verify_job_queues_a_lost_file_and_the_next_catch_up_fetches_it(sync
     assert_whole(syncd, lost)
     code, _ = serving.stop()
     assert code == 0
+
+
+def test_the_backfill_job_fills_what_a_future_only_catch_up_left_and_keeps_its_watermark(
+    syncd, served
+):
+    """``sync.since = "now"``: the catch-up records nothing of the history; serve's backfill job
+    then fetches all of it, and the next catch-up still costs one list request per stream."""
+    serving = served(
+        syncd,
+        env={
+            "SYNCD_SYNC__SINCE": "now",
+            "SYNCD_JOBS__CATCH_UP": "1h",
+            "SYNCD_JOBS__BACKFILL": "2s",
+        },
+    )
+    caught_up = serving.job_finished()
+    assert "0 downloaded" in caught_up["detail"], caught_up
+    assert not syncd.stored_files()
+    filled = serving.wait_for(
+        lambda e: e.get("event") == "job.finished" and e.get("job") == "backfill", timeout=60
+    )
+    assert filled["outcome"] == "success", filled
+    assert "9 downloaded" in filled["detail"], filled
+    assert len(syncd.stored_files()) == 9
+    for key in syncd.stored_files():
+        assert_whole(syncd, key)
+    code, _ = serving.stop()
+    assert code == 0
+    before = len(syncd.sim.api_requests("GET"))
+    again = syncd.sync()
+    assert again.returncode == 0, again.stderr
+    assert again.summary["new_licenses"] == 0
+    listed = syncd.sim.api_requests("GET")[before:]
+    assert len(listed) == len(LICENSE_STREAMS), listed
