@@ -20,7 +20,7 @@ from openapi_core.validation.request.exceptions import RequestValidationError
 from openapi_core.validation.response.exceptions import InvalidData
 from openapi_core.validation.schemas import oas30_read_schema_validators_factory
 
-from syncd.simulator import STREAMS, Catalog, Simulator
+from syncd.simulator import MAX_DETAIL_IDS, STREAMS, Catalog, Simulator
 
 # The published reference v1.0.30, copied from ../shared/reference/ (see tests/data/README.txt)
 REFERENCE = Path(__file__).resolve().parent / "data" / "shutterstock-openapi-1.0.30.yaml"
@@ -73,7 +73,22 @@ def with_seed_003_license_lists(spec: dict) -> dict:
 def spec() -> dict:
     with open(REFERENCE) as file:
         reference = yaml.load(file, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    return with_seed_003_license_lists(reference)
+    return with_editorial_images_updated(with_seed_003_license_lists(reference))
+
+
+def with_editorial_images_updated(spec: dict) -> dict:
+    """v1.0.30 has only the deprecated `/v2/editorial/updated`; seed 003 documents its
+    successor `/v2/editorial/images/updated` with the same query and answer."""
+    spec = copy.deepcopy(spec)
+    deprecated = spec["paths"]["/v2/editorial/updated"]["get"]
+    spec["paths"]["/v2/editorial/images/updated"] = {
+        "get": {
+            **copy.deepcopy(deprecated),
+            "operationId": "getUpdatedEditorialImages",
+            "deprecated": False,
+        }
+    }
+    return spec
 
 
 @pytest.fixture(scope="module")
@@ -197,6 +212,79 @@ def test_a_number_as_download_time_is_rejected(openapi, sim, api):
     answer._content = json.dumps(body).encode()
     with pytest.raises(InvalidData):
         validated(openapi, answer)
+
+
+# -- asset details ---------------------------------------------------------------------------
+
+
+def checked(openapi: OpenAPI, answer: requests.Response) -> requests.Response:
+    """The request and the answer both as the reference documents them."""
+    openapi.validate_request(as_documented(answer.request))
+    return validated(openapi, answer)
+
+
+def licensed_ids(catalog: Catalog, stream: str) -> list[str]:
+    return list(dict.fromkeys(lic.media_id for lic in catalog.history(stream)))
+
+
+@pytest.mark.parametrize("stream", ["images", "videos", "audio"])
+@pytest.mark.parametrize("view", ["full", "minimal"])
+def test_every_detail_list_conforms(openapi, sim, api, stream, view):
+    ids = licensed_ids(sim.catalog, stream)
+    assert ids
+    answer = api.get(
+        f"{sim.base_url}/v2/{stream}", params={"id": [*ids, "999999999"], "view": view}
+    )
+    assert answer.status_code == 200
+    body = checked(openapi, answer).json()
+    assert [item["id"] for item in body["data"]] == ids
+    assert [error["data"] for error in body["errors"]] == ["999999999"]
+    for error in body["errors"]:
+        oas30_read_schema_validators_factory.create(
+            openapi.spec, openapi.spec / "components" / "schemas" / "Error"
+        ).validate(error)
+
+
+@pytest.mark.parametrize("stream", ["editorial/images", "editorial/videos"])
+def test_every_editorial_detail_conforms(openapi, api, stream):
+    catalog = Catalog.generate(5, counts={stream: 12})
+    ids = licensed_ids(catalog, stream)
+    assert len(ids) >= 10
+    with Simulator(catalog, token=TOKEN) as sim:
+        for media_id in ids:
+            answer = api.get(f"{sim.base_url}/v2/{stream}/{media_id}", params={"country": "USA"})
+            assert answer.status_code == 200
+            assert checked(openapi, answer).json()["id"] == media_id
+
+
+def test_details_full_of_markup_and_control_characters_conform(openapi, api):
+    catalog = Catalog.example()
+    nasty = 'Tom & Jerry <script>alert("x")</script> \x00\x07\x1b tab\tline\n\u2028 é'
+    catalog.set_details("images", "59656357", {"description": nasty}, merge=True)
+    catalog.set_details("editorial/images", "9804979n", {"caption": nasty}, merge=True)
+    with Simulator(catalog, token=TOKEN) as sim:
+        image = api.get(f"{sim.base_url}/v2/images", params={"id": "59656357", "view": "full"})
+        editorial = api.get(f"{sim.base_url}/v2/editorial/images/9804979n?country=USA")
+    assert checked(openapi, image).json()["data"][0]["description"] == nasty
+    assert checked(openapi, editorial).json()["caption"] == nasty
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        ("/v2/editorial/images/9804979n", 400),  # no country
+        ("/v2/editorial/videos/123n", 400),
+        ("/v2/editorial/images/0000000n?country=USA", 404),
+        ("/v2/images?view=full", 400),  # no id
+        ("/v2/videos?id=1&view=everything", 400),
+        (f"/v2/audio?{'&'.join(f'id={n}' for n in range(MAX_DETAIL_IDS + 1))}", 400),
+    ],
+)
+def test_detail_errors_have_the_error_shape(openapi, error_schema, api, path, status):
+    with Simulator(Catalog.example(), token=TOKEN) as sim:
+        answer = api.get(sim.base_url + path)
+    assert answer.status_code == status
+    check_error(openapi, error_schema, answer)
 
 
 # -- what syncd sends ----------------------------------------------------------------------

@@ -39,7 +39,7 @@ class ListQuery:
 
     @classmethod
     def parse(cls, stream: str, query: dict[str, list[str]]) -> ListQuery:
-        args = _Args(query)
+        args = QueryArgs(query)
         return cls(
             page=args.integer("page", 1, low=1),
             per_page=args.integer("per_page", 20, low=0, high=MAX_PER_PAGE),
@@ -81,7 +81,7 @@ class ListQuery:
         return True
 
 
-class _Args:
+class QueryArgs:
     """Reads query parameters (the first value of each), raising BadRequest."""
 
     def __init__(self, query: dict[str, list[str]]):
@@ -90,6 +90,16 @@ class _Args:
     def text(self, name: str) -> str | None:
         values = self._query.get(name)
         return values[0] if values else None
+
+    def values(self, name: str) -> list[str]:
+        """Every value given, a comma-separated value split: `id=1&id=2` or `id=1,2`."""
+        return [part for raw in self._query.get(name, []) for part in raw.split(",") if part]
+
+    def required(self, name: str) -> str:
+        raw = self.text(name)
+        if raw is None or raw == "":
+            raise BadRequest(name, f"{name} is required")
+        return raw
 
     def integer(self, name: str, default: int, low: int, high: int | None = None) -> int:
         raw = self.text(name)

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import bisect
+import copy
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
+
+from syncd.simulator import details as asset_details
+from syncd.simulator.updates import Update, UpdateLog, Window
 
 ACCOUNT_USER = "jsmith"
 """The user the simulator's token belongs to: `team_history=false` lists only theirs."""
@@ -147,6 +151,11 @@ class Catalog:
         self._media_ids: set[tuple[str, str]] = set()
         self._file_sizes: dict[FileKey, int] = {}
         self._seq = 0
+        self._seed = seed
+        self._details: dict[tuple[str, str], dict] = {}  # set or edited; others generated
+        self._deleted: set[tuple[str, str]] = set()
+        self._updates = UpdateLog()
+        self._now: datetime | None = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -170,6 +179,133 @@ class Catalog:
     def __len__(self) -> int:
         with self._lock:
             return len(self._by_id)
+
+    # -- asset details ---------------------------------------------------------------------
+
+    def has_asset(self, media_type: str, media_id: str) -> bool:
+        """Whether the catalog knows the asset (licensed, or given details), deleted or not."""
+        with self._lock:
+            key = (media_type, media_id)
+            return key in self._media_ids or key in self._details
+
+    def details(self, media_type: str, media_id: str) -> dict | None:
+        """The asset's full view (a copy), as `set_details` or an edit left it, else generated
+        from this catalog's seed and the id; None for an asset unknown or deleted."""
+        with self._lock:
+            if not self.has_asset(media_type, media_id) or self.is_deleted(media_type, media_id):
+                return None
+            return copy.deepcopy(self._stored_details(media_type, media_id))
+
+    def last_details(self, media_type: str, media_id: str) -> dict | None:
+        """As `details`, but a deleted asset's too (what it showed before its deletion)."""
+        with self._lock:
+            if not self.has_asset(media_type, media_id):
+                return None
+            return copy.deepcopy(self._stored_details(media_type, media_id))
+
+    def set_details(
+        self, media_type: str, media_id: str, details: dict, *, merge: bool = False
+    ) -> dict:
+        """Replace the asset's details (`merge`: only the keys given); the asset becomes known
+        if it was not. `id` is the asset's whatever `details` says. Returns the new details."""
+        if media_type not in STREAMS:
+            raise ValueError(f"media type must be one of {', '.join(STREAMS)}, not {media_type!r}")
+        with self._lock:
+            base = self._stored_details(media_type, media_id) if merge else {}
+            new = {**copy.deepcopy(base), **copy.deepcopy(details), "id": media_id}
+            self._details[(media_type, media_id)] = new
+            return copy.deepcopy(new)
+
+    def is_deleted(self, media_type: str, media_id: str) -> bool:
+        with self._lock:
+            return (media_type, media_id) in self._deleted
+
+    def _stored_details(self, media_type: str, media_id: str) -> dict:
+        key = (media_type, media_id)
+        if key not in self._details:
+            self._details[key] = asset_details.generate(self._seed, media_type, media_id)
+        return self._details[key]
+
+    # -- updates ---------------------------------------------------------------------------
+
+    def add_update(
+        self,
+        media_type: str,
+        media_id: str,
+        updated_time: datetime | str,
+        updates: Sequence[str] = ("edit",),
+        *,
+        details: dict | None = None,
+    ) -> Update:
+        """Record an update event of `media_type` (images, videos or editorial/images). It
+        takes effect at once, whatever its time: an `edit` with `details` merges them into the
+        asset's details, a `deletion` makes the asset deleted (404, left out of detail lists),
+        an `addition` brings a deleted asset back."""
+        with self._lock:
+            event = self._updates.add(media_type, media_id, _update_time(updated_time), updates)
+            if details is not None:
+                self.set_details(media_type, media_id, details, merge=True)
+            self._apply(event)
+            return event
+
+    def add_updates(
+        self,
+        media_type: str,
+        items: Iterable[tuple[str, datetime | str] | tuple[str, datetime | str, Sequence[str]]],
+    ) -> int:
+        """Many update events at once, each `(media_id, updated_time[, updates])` (default
+        `("edit",)`), in any order; returns how many. For a benchmark's 100,000."""
+        with self._lock:
+            made = self._updates.extend(
+                media_type,
+                (
+                    (item[0], _update_time(item[1]), item[2] if len(item) > 2 else ("edit",))
+                    for item in items
+                ),
+            )
+            for event in made:
+                self._apply(event)
+            return len(made)
+
+    def updates(self, media_type: str) -> list[Update]:
+        """The stream's update events, oldest first (ties: in the order added)."""
+        with self._lock:
+            return self._updates.events(media_type)
+
+    def update_window(
+        self,
+        media_type: str,
+        start: datetime,
+        end: datetime,
+        *,
+        end_included: bool = False,
+        kinds: Iterable[str] | None = None,
+    ) -> Window:
+        """The events from `start` (included) to `end` (excluded unless `end_included`) that
+        have any of `kinds` (None: every kind)."""
+        with self._lock:
+            return self._updates.window(
+                media_type, start, end, end_included=end_included, kinds=kinds
+            )
+
+    def _apply(self, event: Update) -> None:
+        key = (event.media_type, event.media_id)
+        if "deletion" in event.updates:
+            if self.has_asset(*key):
+                self._deleted.add(key)
+        elif "addition" in event.updates:
+            self._deleted.discard(key)
+
+    # -- the clock the updated-media endpoints count back from -----------------------------
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now if self._now is not None else datetime.now(UTC)
+
+    def set_now(self, now: datetime | None) -> None:
+        """Fix the clock of `interval` (None: the real time again)."""
+        with self._lock:
+            self._now = _aware(now) if now is not None else None
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -403,6 +539,10 @@ class Catalog:
 
 def _newest_first(lic: License) -> tuple[float, int]:
     return (-lic.time.timestamp(), -lic.seq)
+
+
+def _update_time(given: datetime | str) -> datetime:
+    return _aware(datetime.fromisoformat(given) if isinstance(given, str) else given)
 
 
 def _aware(time: datetime) -> datetime:

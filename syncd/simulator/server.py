@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -25,10 +26,15 @@ from syncd.simulator.catalog import KINDS, ORIGINAL, STREAMS, Catalog, FileKey, 
 from syncd.simulator.content import ContentStore
 from syncd.simulator.downloads import DownloadLinks, file_answer, published_path
 from syncd.simulator.faults import FaultPlan, RandomFaults
+from syncd.simulator.media import detail_list, editorial_details, editorial_updated, updated_media
 
 _LIST = re.compile(r"/v2/(images|videos|audio|editorial/images|editorial/videos)/licenses")
 _REDOWNLOAD = re.compile(r"/v2/(images|videos|audio)/licenses/([^/]+)/downloads")
 _FILE = re.compile(r"/files/([^/]+)/[^/]+")
+_DETAILS = re.compile(r"/v2/(images|videos|audio)")
+_UPDATED = re.compile(r"/v2/(images|videos)/updated")
+_EDITORIAL_UPDATED = re.compile(r"/v2/editorial(?:/images)?/updated")
+_EDITORIAL_DETAILS = re.compile(r"/v2/(editorial/images|editorial/videos)/([^/]+)")
 
 PageCallback = Callable[["Simulator"], None]
 
@@ -142,6 +148,40 @@ class Simulator:
         """The `page` of every license-list request of `stream`, in the order received
         (retries included; 1 where the query gave none)."""
         return [int(record.query.get("page", ["1"])[0]) for record in self.list_requests(stream)]
+
+    def detail_requests(self, media_type: str) -> list[RequestRecord]:
+        """The detail requests of `media_type`: `GET /v2/{images,videos,audio}` (one per batch
+        of ids) or, for editorial media, `GET /v2/editorial/{images,videos}/{id}`."""
+        if media_type.startswith("editorial/"):
+            return [
+                record
+                for record in self.api_requests("GET")
+                if (match := _EDITORIAL_DETAILS.fullmatch(record.path))
+                and match[1] == media_type
+                and match[2] not in ("updated", "licenses", "categories", "search")
+            ]
+        return self.api_requests("GET", f"/v2/{media_type}")
+
+    def detail_ids_requested(self, media_type: str) -> list[str]:
+        """Every id asked for by the detail requests of `media_type`, in order, repeats kept."""
+        ids: list[str] = []
+        for record in self.detail_requests(media_type):
+            if media_type.startswith("editorial/"):
+                ids.append(unquote(record.path.rsplit("/", 1)[1]))
+            else:
+                ids += [part for raw in record.query.get("id", []) for part in raw.split(",")]
+        return ids
+
+    def updated_requests(self, media_type: str) -> list[RequestRecord]:
+        """The updated-media requests of `media_type` (for editorial/images, on either path)."""
+        paths = {f"/v2/{media_type}/updated"}
+        if media_type == "editorial/images":
+            paths.add("/v2/editorial/updated")
+        return [record for record in self.api_requests("GET") if record.path in paths]
+
+    def set_now(self, now: datetime | None) -> None:
+        """The clock the updated-media `interval` counts back from (None: the real time)."""
+        self.catalog.set_now(now)
 
     def download_requests(self) -> list[RequestRecord]:
         return [record for record in self.requests if record.path.startswith("/files/")]
@@ -272,7 +312,24 @@ class Simulator:
                 unquote(download[2]),
                 request.body,
             )
+        if request.method == "GET":
+            answer = self._media_route(request)
+            if answer is not None:
+                return answer
         return error_answer(404, f"Not found: {request.method} {request.path}")
+
+    def _media_route(self, request: Request) -> Answer | None:
+        """The detail and updated-media endpoints; None for another path."""
+        path, query = request.path, request.query
+        if match := _UPDATED.fullmatch(path):
+            return updated_media(self.catalog, match[1], query)
+        if _EDITORIAL_UPDATED.fullmatch(path):
+            return editorial_updated(self.catalog, query)
+        if match := _DETAILS.fullmatch(path):
+            return detail_list(self.catalog, match[1], query)
+        if match := _EDITORIAL_DETAILS.fullmatch(path):
+            return editorial_details(self.catalog, match[1], unquote(match[2]), query)
+        return None
 
     def _authorized(self, request: Request) -> bool:
         given = request.headers.get("Authorization", "").encode()
