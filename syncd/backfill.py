@@ -51,6 +51,7 @@ class RangeIgnored(ApiError):
 
 class BackfillRun(SyncRun):
     COMMAND = "backfill"
+    RUNS_UPDATES = False
 
     def __init__(
         self,

@@ -24,11 +24,19 @@ class Action:
     waits_for: str | None = None  # the switch that would make it fetchable (RELICENSE)
 
 
+DELETED_REASON = "the asset was deleted from Shutterstock's catalogue (an /updated deletion)"
+
+
 def plan(
-    license: LicenseRecord, stream: LicenseStream, stored: bool, relicense: bool = False
+    license: LicenseRecord,
+    stream: LicenseStream,
+    stored: bool,
+    relicense: bool = False,
+    deleted: bool = False,
 ) -> Action:
     """``stored``: a file for this license's asset and size is already in storage.
-    ``relicense``: ``sync.relicense`` is on."""
+    ``relicense``: ``sync.relicense`` is on. ``deleted``: an update deleted the asset (it is
+    never fetched again)."""
     try:
         check_value("license id", license.license_id)
         check_value("media id", license.media_id)
@@ -37,6 +45,8 @@ def plan(
         return Action(INVALID, str(exc))
     if stored:
         return Action(STORED)
+    if deleted:
+        return Action(UNAVAILABLE, DELETED_REASON)
     if not stream.redownload:
         why = "editorial media has no redownload"
     elif license.is_downloadable is False:

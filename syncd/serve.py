@@ -82,6 +82,26 @@ def run_catch_up(config: Config, controls: Controls, metrics: Metrics) -> JobRun
         stop=controls.stop,
         drain=controls.drain,
         on_request=metrics.record_api_request,
+        updates=config.jobs.updates.off,  # else the updates job runs them
+    )
+    try:
+        result = run.execute()
+    except StorageBusy as exc:
+        return JobRun(False, str(exc), skipped=True)
+    return _sync_like(result, metrics)
+
+
+def run_updates(config: Config, controls: Controls, metrics: Metrics) -> JobRun:
+    from syncd.updates import UpdatesRun
+
+    if not config.updates.enabled:
+        return JobRun(True, "updates.enabled is off: nothing to do")
+    run = UpdatesRun(
+        config,
+        media=config.sync.media,
+        stop=controls.stop,
+        drain=controls.drain,
+        on_request=metrics.record_api_request,
     )
     try:
         result = run.execute()
@@ -136,18 +156,44 @@ def run_verify(config: Config, controls: Controls, metrics: Metrics) -> JobRun:
         f"{report.checked} checked, {report.missing} missing, {report.corrupt} corrupt, "
         f"{report.queued} queued again, {report.leftovers_removed} leftovers removed"
     )
+    if config.sync.details and not job.interrupted:
+        aged = _age_details(config)
+        detail += f", {aged} assets' details to be fetched again"
     return JobRun(not report.wrong and not job.interrupted, detail)
+
+
+NO_UPDATE_FEED = ("audio", "editorial/videos")  # their details are refreshed by verify
+
+
+def _age_details(config: Config) -> int:
+    """Media without an /updated feed is kept current by the verify job: a thirtieth of its
+    assets (the least recently fetched) are fetched again by the next catch-up."""
+    from sqlalchemy.orm import Session
+
+    from syncd.db import connect, ledger
+
+    engine = connect(config.database.url)
+    try:
+        with Session(engine) as session:
+            aged = ledger.age_details(
+                session, [m for m in NO_UPDATE_FEED if m in config.sync.media]
+            )
+            session.commit()
+    finally:
+        engine.dispose()
+    return aged
 
 
 RUNNERS: dict[str, JobRunner] = {
     "catch_up": run_catch_up,
     "verify": run_verify,
     "backfill": run_backfill,
+    "updates": run_updates,
 }
 
 
 def available_jobs() -> dict[str, JobRunner]:
-    """The jobs this version can run. ``updates`` (the /updated streams) is not built yet."""
+    """The jobs this version can run."""
     return dict(RUNNERS)
 
 

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from syncd.db import ledger
 from syncd.db.models import Asset, License, StoredFile
 from syncd.storage.base import Storage
-from syncd.storage.keys import sidecar_key
+from syncd.storage.keys import sidecar_key, xmp_key
+from syncd.xmp import xmp_packet
 
 
 def format_time(moment) -> str:
@@ -46,7 +47,10 @@ def document(asset: Asset, licenses: list[License], files: list[StoredFile]) -> 
 
 
 def encode(doc: dict) -> bytes:
-    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    # a lone surrogate from the API (JSON can carry "\ud800") stays the same JSON escape
+    return (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode(
+        "utf-8", "backslashreplace"
+    )
 
 
 class SidecarBook:
@@ -58,8 +62,15 @@ class SidecarBook:
 
     LANES = 4
 
-    def __init__(self, session: Session, storage: Storage, assets: set[tuple[str, str]]):
+    def __init__(
+        self,
+        session: Session,
+        storage: Storage,
+        assets: set[tuple[str, str]],
+        xmp: str = "off",
+    ):
         self.storage = storage
+        self.xmp = xmp  # storage.xmp_sidecars: off, replace or append
         self._rows, self._licenses, self._files = ledger.assets_with_rows(
             session, assets, storage.identity
         )
@@ -69,13 +80,17 @@ class SidecarBook:
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"sidecar{n}")
             for n in range(self.LANES)
         ]
-        self._pending: list[tuple[tuple[str, str, str], Future]] = []
+        self._pending: list[tuple[tuple[str, str, str, str, str], Future]] = []
         self._lock = threading.Lock()
 
     def stored_file(self, media_type: str, media_id: str, size: str) -> StoredFile | None:
         return next(
             (f for f in self._files.get((media_type, media_id), []) if f.size == size), None
         )
+
+    def deleted(self, media_type: str, media_id: str) -> bool:
+        asset = self._rows.get((media_type, media_id))
+        return asset is not None and asset.status == "deleted"
 
     def add_file(self, row: StoredFile) -> None:
         files = self._files.setdefault((row.media_type, row.media_id), [])
@@ -88,20 +103,24 @@ class SidecarBook:
         asset = self._rows.get((media_type, media_id))
         if asset is None:  # no asset row: its id cannot be a key
             return
-        data = encode(
-            document(
-                asset, self._licenses[(media_type, media_id)], self._files[(media_type, media_id)]
-            )
-        )
-        key = sidecar_key(media_type, media_id)
-        lane = self._lanes[zlib.crc32(key.encode()) % self.LANES]
-        future = lane.submit(self.storage.put_bytes, key, data)
-        with self._lock:
-            self._pending.append(((media_type, media_id, hashlib.sha256(data).hexdigest()), future))
+        files = self._files[(media_type, media_id)]
+        doc = document(asset, self._licenses[(media_type, media_id)], files)
+        writes = [(sidecar_key(media_type, media_id), "json", encode(doc))]
+        if self.xmp != "off":
+            packet = xmp_packet(media_type, media_id, doc["licenses"], asset.details)
+            kind = ledger.xmp_kind(self.xmp)
+            writes += [(xmp_key(f.key, self.xmp), kind, packet) for f in files]
+        # one lane per asset: its sidecars are written in order, after its earlier writes
+        lane = self._lanes[zlib.crc32(writes[0][0].encode()) % self.LANES]
+        for key, kind, data in writes:
+            future = lane.submit(self.storage.put_bytes, key, data)
+            entry = (media_type, media_id, key, kind, hashlib.sha256(data).hexdigest())
+            with self._lock:
+                self._pending.append((entry, future))
 
     def written(
         self, wait: bool = False
-    ) -> tuple[list[tuple[str, str, str]], BaseException | None]:
+    ) -> tuple[list[tuple[str, str, str, str, str]], BaseException | None]:
         """The sidecars now in storage (all of them, with ``wait``), and the first error a
         write raised, if any."""
         done, still, error = [], [], None

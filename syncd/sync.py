@@ -26,6 +26,7 @@ from syncd.config import Config, require_token
 from syncd.db import connect, ledger, upgrade
 from syncd.db.engine import HEAD_REVISION, DatabaseError, check_url, current_revision, sqlite_path
 from syncd.db.lease import Lease
+from syncd.details import fetch_details
 from syncd.errors import ApiUnreachable, AuthError, StorageBusy, StorageError
 from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
 from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
@@ -69,6 +70,7 @@ class Group:
 
 class SyncRun:
     COMMAND = "sync"  # as the runs table and the log name it
+    RUNS_UPDATES = True  # the /updated streams run after the fetching (updates.enabled)
 
     def __init__(
         self,
@@ -80,9 +82,13 @@ class SyncRun:
         stop: threading.Event | None = None,
         drain: threading.Event | None = None,
         on_request: Callable[[int | None], None] | None = None,
+        updates: bool = True,
     ):
         self.config = config
         self.media = media
+        # the /updated streams after the fetching (with updates.enabled); serve's catch-up
+        # leaves them to its own updates job
+        self.run_updates = updates and self.RUNS_UPDATES and config.updates.enabled
         self.dry_run = dry_run
         self.progress = progress or Meter()
         # stop: cut every transfer now, discarding partial files; drain: start nothing new
@@ -169,15 +175,7 @@ class SyncRun:
                 self.progress.show(summary, 0)
                 self.progress.start()
                 try:
-                    for media_type in self.media:
-                        self._check_draining()
-                        self._check_reachable(client)
-                        self.progress.paging(media_type)
-                        self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
-                    self._check_draining()
-                    self._check_reachable(client)
-                    self._fetch_missing(session, client, storage)
-                    self._check_reachable(client)
+                    self._work(session, client, storage, run)
                 except (AuthError, StorageError, ApiUnreachable) as exc:
                     self.result.fatal = exc
                 except Interrupted:
@@ -200,6 +198,37 @@ class SyncRun:
             engine.dispose()
             self.progress.done(self.result.outcome)
         return self.result
+
+    def _work(self, session: Session, client: ApiClient, storage: Storage, run) -> None:
+        """A sync: every stream to its watermark, the details still missing, everything
+        queued fetched, then (``updates.enabled``) the /updated streams, and last the sidecars
+        still out of date."""
+        for media_type in self.media:
+            self._check_draining()
+            self._check_reachable(client)
+            self.progress.paging(media_type)
+            self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
+        self._check_draining()
+        self._check_reachable(client)
+        self._details(session, client)
+        self._fetch_missing(session, client, storage)
+        if self.run_updates and not self.dry_run:
+            self._check_draining()
+            self._check_reachable(client)
+            self._updates(session, client, storage, run)
+            self._details(session, client)  # those the updates edited
+        if not self.dry_run:
+            self._write_dirty(session, storage)
+        self._check_reachable(client)
+
+    def _updates(self, session: Session, client: ApiClient, storage: Storage, run) -> None:
+        from syncd.updates import UpdatePass
+
+        passed = UpdatePass(
+            self.config, session, client, storage, self._check_draining, media=self.media
+        ).run()
+        for stream, error in passed.errors.items():
+            self.result.stream_errors[stream] = error
 
     def _begin(self, session: Session, storage: Storage, lease: Lease):
         """Under the storage's lease: runs whose owner is gone are marked killed, what a killed
@@ -401,8 +430,9 @@ class SyncRun:
         for (media_type, media_id, size), members in by_asset_size.items():
             stream = LICENSE_STREAMS[media_type]
             stored = book.stored_file(media_type, media_id, size) is not None
+            deleted = book.deleted(media_type, media_id)
             actions = {
-                lic.license_id: plan(lic, stream, stored, self.config.sync.relicense)
+                lic.license_id: plan(lic, stream, stored, self.config.sync.relicense, deleted)
                 for lic in members
             }
             candidates = sorted(
@@ -425,25 +455,35 @@ class SyncRun:
             )
         return groups
 
+    def _details(self, session: Session, client: ApiClient) -> None:
+        """With ``sync.details``: the details of the assets that have none yet (CONTRACT 5);
+        a dry run asks for none."""
+        if self.dry_run or not self.config.sync.details:
+            return
+        fetch_details(
+            session, client, self.media, self.config.updates.country, self._check_draining
+        )
+
     def _fetch_missing(self, session: Session, client: ApiClient, storage: Storage) -> None:
-        """Everything queued, batch by batch; then the sidecars still out of date (assets
-        with nothing queued whose licenses or files changed, or whose write failed)."""
+        """Everything queued, batch by batch (each writes the sidecars of its assets)."""
         self._fetch_total = 0
         for queue in self._queue_batches(session):
             self._check_draining()
             self._fetch_batch(session, client, storage, queue)
-        if not self.dry_run:
-            self._write_dirty(session, storage)
 
     def _write_dirty(self, session: Session, storage: Storage) -> None:
+        """The sidecars still out of date: of assets with nothing queued whose licenses,
+        files or details changed, or whose write failed."""
         after = None
         while True:
             self._check_draining()
-            chunk = ledger.dirty_assets(session, storage.identity, after=after, limit=QUEUE_BATCH)
+            chunk = ledger.dirty_assets(
+                session, storage.identity, after=after, limit=QUEUE_BATCH, xmp=self._xmp
+            )
             if not chunk:
                 return
             assets = {(a.media_type, a.media_id) for a in chunk}
-            book = SidecarBook(session, storage, assets)
+            book = SidecarBook(session, storage, assets, xmp=self._xmp)
             try:
                 for asset in sorted(assets):
                     book.write(*asset)
@@ -457,7 +497,9 @@ class SyncRun:
     def _fetch_batch(
         self, session: Session, client: ApiClient, storage: Storage, queue: list[LicenseRecord]
     ) -> None:
-        book = SidecarBook(session, storage, {(lic.media_type, lic.media_id) for lic in queue})
+        book = SidecarBook(
+            session, storage, {(lic.media_type, lic.media_id) for lic in queue}, xmp=self._xmp
+        )
         try:
             groups = self._groups(queue, book)
             self._open_groups = Counter(
@@ -556,6 +598,10 @@ class SyncRun:
         return fatal
 
     @property
+    def _xmp(self) -> str:
+        return self.config.storage.xmp_sidecars
+
+    @property
     def _draining(self) -> bool:
         return self.stop.is_set() or self.drain.is_set()
 
@@ -564,8 +610,8 @@ class SyncRun:
         if self.dry_run:
             return
         written, error = book.written(wait)
-        for media_type, media_id, digest in written:
-            self._outcomes.sidecar_written(media_type, media_id, digest)
+        for media_type, media_id, key, kind, digest in written:
+            self._outcomes.sidecar_written(media_type, media_id, digest, key, kind)
         book.storage.sync()
         self._outcomes.write(session)
         session.commit()

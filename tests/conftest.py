@@ -127,6 +127,7 @@ class Syncd:
             for p in self.root.rglob("*")
             if p.is_file()
             and p.name != "metadata.json"
+            and not p.name.endswith(".xmp")
             and not p.relative_to(self.root).as_posix().startswith(".")
         }
 
@@ -200,3 +201,39 @@ def syncd(tmp_path, sim) -> Syncd:
 def sigkill(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=30)
+
+
+def request_kind(record) -> str:
+    """What an API request the simulator received was for: ``list`` (license history),
+    ``redownload``, ``details``, ``updated`` or ``other``."""
+    path = record.path
+    if record.method == "POST" and path.endswith("/downloads"):
+        return "redownload"
+    if path.endswith("/licenses"):
+        return "list"
+    if path.endswith("/updated"):
+        return "updated"
+    if path in ("/v2/images", "/v2/videos", "/v2/audio") or (
+        path.startswith(("/v2/editorial/images/", "/v2/editorial/videos/")) and path.count("/") == 4
+    ):
+        return "details"
+    return "other"
+
+
+def requests_by_kind(sim: Simulator, since: int = 0) -> dict[str, int]:
+    """The API requests the simulator received (from the ``since``-th on), counted by kind."""
+    counts: dict[str, int] = {}
+    for record in sim.api_requests()[since:]:
+        kind = request_kind(record)
+        counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def steady_update_windows() -> int:
+    """How many date windows a pass of /v2/images/updated (or videos) walks after an earlier
+    pass this hour saw nothing newer: one, or two when the hour before now spans a UTC
+    midnight (the mark an hour back falls on yesterday, whose eve the windows reach too)."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    return 1 if (now - timedelta(hours=1, minutes=2)).date() == now.date() else 2

@@ -15,7 +15,7 @@ from syncd.api.records import LicensePage
 from syncd.backfill import RangeIgnored, _check_inside, whole_second
 from syncd.simulator import Catalog, RandomFaults, Simulator
 from syncd.streams import LICENSE_STREAMS
-from tests.conftest import TOKEN, Syncd, sigkill
+from tests.conftest import TOKEN, Syncd, requests_by_kind, sigkill
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 FILE = 3000  # bytes per file: these tests are about which licenses, not about bytes
@@ -187,12 +187,12 @@ def test_backfill_fills_exactly_its_range_and_never_moves_the_watermark(tmp_path
     assert "backfill" in [row[0] for row in runs(syncd)]
 
     # the next catch-up costs one list request per stream
-    before = len(syncd.sim.api_requests("GET"))
+    before = len(syncd.sim.api_requests())
     again = syncd.sync("--json", "--no-progress")
     assert again.returncode == 0, again.stderr
     assert again.summary["new_licenses"] == 0
-    listed = syncd.sim.api_requests("GET")[before:]
-    assert len(listed) == len(LICENSE_STREAMS)
+    sent = requests_by_kind(syncd.sim, before)
+    assert sent["list"] == len(LICENSE_STREAMS) and "details" not in sent, sent
 
 
 def test_backfill_walks_more_than_a_page_of_licenses_in_one_second(tmp_path, simulated):

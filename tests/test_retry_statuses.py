@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from syncd.api.retry import is_retriable
+from tests.conftest import requests_by_kind
 
 
 @pytest.mark.parametrize("status", [429, 500, 501, 502, 503, 504, 507, 520, 599])
@@ -23,7 +24,9 @@ def test_an_unusual_5xx_on_a_list_is_retried_and_the_stream_finishes(syncd, stat
     syncd.sim.add_fault("POST", r"^/v2/videos/licenses/.*/downloads$", status=status, times=1)
     done = syncd.sync()
     assert done.returncode == 0, done.stderr
-    assert done.summary["api_requests"] == 14 + 2
+    # the contract example's 14, each faulted request once more, the details and updates
+    assert requests_by_kind(syncd.sim) == {"list": 6, "redownload": 10, "details": 4, "updated": 5}
+    assert done.summary["api_requests"] == 14 + 2 + 4 + 5
     assert done.summary["downloaded"] == 9 and done.summary["failed"] == 0
 
 

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from syncd.db.engine import HEAD_REVISION
 from syncd.simulator import Simulator
 from syncd.streams import LICENSE_STREAMS
-from tests.conftest import TOKEN, Syncd, file_catalog
+from tests.conftest import TOKEN, Syncd, file_catalog, requests_by_kind
 
 BIG = 24 << 20
 
@@ -516,9 +516,9 @@ def test_the_backfill_job_fills_what_a_future_only_catch_up_left_and_keeps_its_w
         assert_whole(syncd, key)
     code, _ = serving.stop()
     assert code == 0
-    before = len(syncd.sim.api_requests("GET"))
+    before = len(syncd.sim.api_requests())
     again = syncd.sync()
     assert again.returncode == 0, again.stderr
     assert again.summary["new_licenses"] == 0
-    listed = syncd.sim.api_requests("GET")[before:]
-    assert len(listed) == len(LICENSE_STREAMS), listed
+    sent = requests_by_kind(syncd.sim, before)
+    assert sent["list"] == len(LICENSE_STREAMS) and "details" not in sent, sent

@@ -130,6 +130,31 @@ def test_put_bytes_replaces_and_delete_removes(backend):
     assert storage.size_of("images/9/none.jpg") is None
 
 
+def test_move_puts_the_whole_object_under_the_new_key_and_removes_the_old(backend):
+    _name, reopen = backend
+    storage = reopen()
+    data = os.urandom(PART + MIB)  # a multipart object on S3
+    put_stream(storage, "images/5/huge.jpg", data, size_hint=len(data))
+    assert storage.move("images/5/huge.jpg", "quarantine/images/5/huge.jpg") is True
+    later = reopen()
+    assert later.size_of("images/5/huge.jpg") is None
+    assert read_all(later, "quarantine/images/5/huge.jpg") == data
+    # a move repeated after it finished (a crash before the ledger heard of it) is done
+    assert later.move("images/5/huge.jpg", "quarantine/images/5/huge.jpg") is True
+    assert read_all(later, "quarantine/images/5/huge.jpg") == data
+    assert later.move("images/6/none.jpg", "quarantine/images/6/none.jpg") is False
+
+
+@pytest.mark.parametrize("key", ["../outside.jpg", "/abs/x.jpg", "images/../../x"])
+def test_move_refuses_a_hostile_target_and_keeps_the_source(backend, key):
+    _name, reopen = backend
+    storage = reopen()
+    storage.put_bytes("images/7/huge.jpg", b"kept")
+    with pytest.raises(UnsafeValue):
+        storage.move("images/7/huge.jpg", key)
+    assert read_all(reopen(), "images/7/huge.jpg") == b"kept"
+
+
 def test_nothing_is_visible_under_the_key_before_commit(backend):
     _name, reopen = backend
     storage = reopen()

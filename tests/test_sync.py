@@ -12,7 +12,15 @@ from datetime import UTC
 import pytest
 
 from syncd.simulator import Catalog, Simulator
-from tests.conftest import TOKEN, Syncd, file_catalog, sigkill, slow_simulator
+from tests.conftest import (
+    TOKEN,
+    Syncd,
+    file_catalog,
+    requests_by_kind,
+    sigkill,
+    slow_simulator,
+    steady_update_windows,
+)
 
 STREAMS = ("images", "videos", "audio", "editorial/images", "editorial/videos")
 SIDECAR_KEYS = {"media_type", "media_id", "status", "licenses", "files", "details"}
@@ -95,7 +103,8 @@ def expected_sidecar(sim: Simulator, stream: str, media_id: str) -> dict:
             for lic in licenses
         },
         "files": [files[key] for key in sorted(files)],
-        "details": None,
+        # sync.details is on by default: the asset's details as the API serves them
+        "details": sim.catalog.details(stream, media_id),
     }
 
 
@@ -159,8 +168,13 @@ def test_first_sync_stores_every_file_with_sidecars_and_the_contract_summary(syn
         "credits_planned": 0,
         "unavailable": 2,
         "failed": 0,
-        "api_requests": 14,
+        # CONTRACT 2's 5 list + 9 redownload requests; with the default sync.details and
+        # updates.enabled also one detail request per media type (one per editorial asset)
+        # and the first /updated pass: two 3-day windows for images and videos (a day of
+        # lookback, overlapping), one cursor page for editorial images
+        "api_requests": 14 + 4 + 5,
     }
+    assert requests_by_kind(syncd.sim) == {"list": 5, "redownload": 9, "details": 4, "updated": 5}
     assert done.summary["bytes_downloaded"] == sum(
         p.stat().st_size for p in syncd.stored_files().values()
     )
@@ -171,7 +185,8 @@ def test_first_sync_stores_every_file_with_sidecars_and_the_contract_summary(syn
         for lic in syncd.sim.catalog.history(stream):
             doc = syncd.sidecar(stream, lic.media_id)
             assert set(doc) == SIDECAR_KEYS
-            assert doc["status"] == "active" and doc["details"] is None
+            assert doc["status"] == "active"
+            assert doc["details"] == syncd.sim.catalog.details(stream, lic.media_id) is not None
             entry = next(e for e in doc["licenses"] if e["license_id"] == lic.id)
             assert set(entry) == LICENSE_KEYS
             assert entry["is_downloadable"] == lic.is_downloadable
@@ -259,11 +274,14 @@ def test_second_run_downloads_nothing_and_sends_one_list_request_per_stream(sync
     done = syncd.sync()
     assert done.returncode == 0, done.stderr
     assert done.summary["downloaded"] == 0 and done.summary["new_licenses"] == 0
-    assert done.summary["api_requests"] == 5
+    # one list request per stream, no detail request (every asset has its details), one
+    # window of each /updated stream (two when the hour before the pass spans midnight UTC)
+    windows = steady_update_windows()
+    assert done.summary["api_requests"] == 5 + 3 * windows
     assert syncd.sim.download_requests() == []
     for stream in STREAMS:
         assert len(syncd.sim.list_requests(stream)) == 1, stream
-    assert len(syncd.sim.api_requests()) == 5
+    assert requests_by_kind(syncd.sim) == {"list": 5, "updated": 3 * windows}
 
 
 def test_k_new_licenses_cost_ceil_k_plus_one_over_200_list_requests(syncd):
@@ -272,12 +290,14 @@ def test_k_new_licenses_cost_ceil_k_plus_one_over_200_list_requests(syncd):
     for _ in range(k):
         syncd.sim.add_license("images", file_size=2048)
     syncd.sim.reset_log()
+    windows = steady_update_windows()
     done = syncd.sync()
     assert done.returncode == 0, done.stderr
     assert len(syncd.sim.list_requests("images")) == math.ceil((k + 1) / 200) == 2
     assert len(syncd.sim.list_requests("videos")) == 1
     assert done.summary["new_licenses"] == k and done.summary["downloaded"] == k
-    assert done.summary["api_requests"] == 2 + 4 + k
+    # + the details of k new images in ceil(k / 100) requests, and one /updated window each
+    assert done.summary["api_requests"] == 2 + 4 + k + math.ceil(k / 100) + 3 * windows
 
 
 def watermark_in_db(syncd: Syncd, stream: str) -> str | None:
@@ -329,7 +349,15 @@ def test_a_run_pages_exactly_down_to_the_page_holding_the_watermark(tmp_path):
         assert second.summary["licenses_seen"] == 400
         assert second.summary["new_licenses"] == 210
         assert second.summary["downloaded"] == downloadable == 21
-        assert second.summary["api_requests"] == 2 + 21
+        # the details of 210 new images in 3 requests, one /updated window
+        windows = steady_update_windows()
+        assert requests_by_kind(sim) == {
+            "list": 2,
+            "redownload": 21,
+            "details": 3,
+            "updated": windows,
+        }
+        assert second.summary["api_requests"] == 2 + 21 + 3 + windows
         assert watermark_in_db(syncd, "images") == catalog.history("images")[0].id
 
         # 199 new: the watermark is the last license of page 1; page 2 is not asked for
@@ -346,7 +374,9 @@ def test_a_run_pages_exactly_down_to_the_page_holding_the_watermark(tmp_path):
         fourth = syncd.sync("--media", "images")
         assert fourth.returncode == 0, fourth.stderr
         assert sim.pages_requested("images") == [1]
-        assert len(sim.api_requests()) == fourth.summary["api_requests"] == 1
+        windows = steady_update_windows()
+        assert requests_by_kind(sim) == {"list": 1, "updated": windows}
+        assert len(sim.api_requests()) == fourth.summary["api_requests"] == 1 + windows
         assert len(syncd.stored_files()) == fetchable(sim)
         assert_every_file_correct(syncd)
 
@@ -604,7 +634,10 @@ def test_html_error_page_on_a_list_fails_that_stream_and_the_others_finish(syncd
     assert done.returncode == 1
     assert "videos" in done.stderr and "502" in done.stderr
     assert done.summary["downloaded"] == 6
-    assert done.summary["api_requests"] == 3 + 4 + 6
+    # 3 attempts at the videos list, 4 other lists, 6 redownloads, the details of the
+    # images, audio and editorial image held (none of videos), the first /updated pass
+    assert requests_by_kind(syncd.sim) == {"list": 7, "redownload": 6, "details": 3, "updated": 5}
+    assert done.summary["api_requests"] == 7 + 6 + 3 + 5
 
 
 def test_broken_json_on_a_list_fails_that_stream_and_the_others_finish(syncd):
@@ -626,7 +659,8 @@ def test_429_and_5xx_are_retried_and_counted(syncd):
     syncd.sim.add_fault("POST", r"/downloads$", status=503, times=1)
     done = syncd.sync()
     assert done.returncode == 0, done.stderr
-    assert done.summary["api_requests"] == 14 + 2
+    assert requests_by_kind(syncd.sim) == {"list": 6, "redownload": 10, "details": 4, "updated": 5}
+    assert done.summary["api_requests"] == 14 + 2 + 4 + 5
     assert done.summary["downloaded"] == 9
 
 

@@ -7,7 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -18,10 +18,14 @@ from syncd.api.http import make_session, proxies_for
 from syncd.api.records import (
     LicensePage,
     MalformedResponse,
+    UpdatePage,
     decode_json,
     error_message,
+    parse_details,
+    parse_details_list,
     parse_download_url,
     parse_license_page,
+    parse_update_page,
 )
 from syncd.api.retry import RetryPolicy, is_retriable
 from syncd.errors import AuthError
@@ -122,6 +126,75 @@ class ApiClient:
             return parse_download_url(document)
         except MalformedResponse as exc:
             raise ApiError(f"POST {path}: {exc}") from None
+
+    def details(self, path: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        """``GET /v2/{path}?id=..&id=..&view=full``: the full details of several assets, by
+        id; ids the answer leaves out (withdrawn, unknown) are not in the result."""
+        what = f"GET /v2/{path}"
+        document = self.request("GET", f"/v2/{path}", params={"id": ids, "view": "full"})
+        try:
+            return parse_details_list(document, ids)
+        except MalformedResponse as exc:
+            raise ApiError(f"{what}: {exc}") from None
+
+    def editorial_details(self, path: str, media_id: str, country: str) -> dict[str, Any] | None:
+        """``GET /v2/{path}/{id}?country=..``: one editorial asset's details, or None when the
+        API has no such asset (404)."""
+        where = f"/v2/{path}/{quote(media_id, safe='')}"
+        try:
+            document = self.request("GET", where, params={"country": country})
+        except NotFound:
+            return None
+        try:
+            return parse_details(document, media_id)
+        except MalformedResponse as exc:
+            raise ApiError(f"GET {where}: {exc}") from None
+
+    def updated_page(
+        self, path: str, start: date, end: date, page: int, per_page: int
+    ) -> UpdatePage:
+        """``GET /v2/{path}`` (images/updated, videos/updated): one page of the updates in
+        [start, end) (dates, at most three days apart), newest first."""
+        params = {
+            "start_date": start.isoformat(),
+            "end_date": end.isoformat(),
+            "sort": "newest",
+            "page": page,
+            "per_page": per_page,
+        }
+        document = self.request("GET", f"/v2/{path}", params=params)
+        try:
+            return parse_update_page(document)
+        except MalformedResponse as exc:
+            raise ApiError(f"GET /v2/{path} page {page}: {exc}") from None
+
+    def editorial_updated_page(
+        self,
+        path: str,
+        start: datetime,
+        end: datetime,
+        country: str,
+        cursor: str | None,
+        per_page: int,
+    ) -> UpdatePage:
+        """``GET /v2/{path}`` (editorial/images/updated): edits (deletions included) after
+        ``start`` and before ``end``, newest first, paged by cursor; each entry carries the
+        item's details."""
+        params: dict[str, Any] = {
+            "type": "edit",
+            "date_updated_start": api_moment(start),
+            "date_updated_end": api_moment(end),
+            "country": country,
+            "sort": "newest",
+            "per_page": per_page,
+        }
+        if cursor is not None:
+            params["cursor"] = cursor
+        document = self.request("GET", f"/v2/{path}", params=params)
+        try:
+            return parse_update_page(document, with_items=True)
+        except MalformedResponse as exc:
+            raise ApiError(f"GET /v2/{path}: {exc}") from None
 
     # --- the transport --------------------------------------------------------------------
 

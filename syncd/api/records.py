@@ -181,3 +181,82 @@ def error_message(body: bytes) -> str:
         return "; ".join([message, *details])[:300]
     text = body[:80].decode("utf-8", "replace").strip().replace("\n", " ")
     return f"non-JSON body {text!r}" if text else "empty body"
+
+
+def parse_details_list(document: Any, asked: list[str]) -> dict[str, dict[str, Any]]:
+    """``{"data": [...]}`` of ``GET /v2/images?id=..`` (videos, audio): each asset's details
+    by id, for the ids asked for only (anything else in the answer is ignored). An id the
+    answer leaves out is not in the result."""
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        raise MalformedResponse("the body has no 'data' list")
+    wanted = set(asked)
+    found: dict[str, dict[str, Any]] = {}
+    for item in document["data"]:
+        if not isinstance(item, dict):
+            raise MalformedResponse(f"an item of 'data' is not an object: {str(item)[:60]!r}")
+        media_id = item.get("id")
+        if isinstance(media_id, int) and not isinstance(media_id, bool):
+            media_id = str(media_id)
+        if isinstance(media_id, str) and media_id in wanted:
+            found.setdefault(media_id, item)
+    return found
+
+
+def parse_details(document: Any, media_id: str) -> dict[str, Any]:
+    """One editorial asset's details (``GET /v2/editorial/images/{id}``)."""
+    if not isinstance(document, dict):
+        raise MalformedResponse("the body is not an object")
+    given = document.get("id")
+    if given is not None and str(given) != media_id:
+        raise MalformedResponse(f"the details are of {str(given)[:60]!r}, not of {media_id!r}")
+    return document
+
+
+@dataclass(frozen=True)
+class UpdateRecord:
+    """One entry of an /updated stream: which asset, when, and how it changed; ``item`` is
+    the whole entry where it carries the asset's details (the editorial stream)."""
+
+    media_id: str
+    updated_time: datetime
+    updates: tuple[str, ...]
+    item: dict[str, Any] | None = None
+
+    @property
+    def deletion(self) -> bool:
+        return "deletion" in self.updates
+
+
+@dataclass(frozen=True)
+class UpdatePage:
+    updates: list[UpdateRecord]
+    per_page: int | None = None
+    total_count: int | None = None
+    next_cursor: str | None = None
+
+
+def parse_update(item: Any, with_item: bool = False) -> UpdateRecord:
+    if not isinstance(item, dict):
+        raise MalformedResponse(f"an update is not an object: {str(item)[:60]!r}")
+    media_id = _identifier(item.get("id"), "id")
+    try:
+        when = parse_time(item.get("updated_time"))
+    except MalformedResponse as exc:
+        raise MalformedResponse(str(exc).replace("download_time", "updated_time")) from None
+    updates = item.get("updates")
+    if not isinstance(updates, list) or not all(isinstance(u, str) for u in updates):
+        raise MalformedResponse(f"update of {media_id}: 'updates' is not a list of strings")
+    return UpdateRecord(media_id, when, tuple(updates), item if with_item else None)
+
+
+def parse_update_page(document: Any, with_items: bool = False) -> UpdatePage:
+    """An ``UpdatedMediaDataList`` (images, videos) or ``EditorialUpdatedResults``."""
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        raise MalformedResponse("the body has no 'data' list")
+    cursor = document.get("next")
+    return UpdatePage(
+        [parse_update(item, with_items) for item in document["data"]],
+        per_page=_optional_int(document, "per_page"),
+        total_count=_optional_int(document, "total_count"),
+        next_cursor=cursor if isinstance(cursor, str) and cursor else None,
+    )

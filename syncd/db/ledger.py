@@ -33,6 +33,7 @@ from syncd.db.models import (
     Sidecar,
     StoredFile,
     StreamState,
+    UpdateState,
 )
 from syncd.logs import redact
 from syncd.storage.keys import UnsafeValue, check_value, sidecar_key
@@ -329,14 +330,23 @@ class Outcomes:
         self.files.append(values)
         return StoredFile(**values)
 
-    def sidecar_written(self, media_type: str, media_id: str, sha256: str) -> None:
+    def sidecar_written(
+        self,
+        media_type: str,
+        media_id: str,
+        sha256: str,
+        key: str | None = None,
+        kind: str = "json",
+    ) -> None:
+        """A sidecar now in storage: the asset's metadata.json, or (``kind`` ``xmp:STYLE``)
+        the XMP packet under ``key``."""
         self.sidecars.append(
             dict(
                 storage=self.storage,
-                key=sidecar_key(media_type, media_id),
+                key=sidecar_key(media_type, media_id) if key is None else key,
                 media_type=media_type,
                 media_id=media_id,
-                kind="json",
+                kind=kind,
                 sha256=sha256,
             )
         )
@@ -457,23 +467,42 @@ def mark_sidecars_dirty(
         session.execute(statement)
 
 
+def xmp_kind(style: str) -> str:
+    """The sidecars table's kind of the XMP sidecars of one style (``xmp:replace``)."""
+    return f"xmp:{style}"
+
+
 def dirty_assets(
     session: Session,
     storage: str,
     *,
     after: tuple[str, str] | None = None,
     limit: int | None = None,
+    xmp: str = "off",
 ) -> list[Asset]:
-    """Assets whose metadata.json in this storage is missing or out of date, by media type
-    and id: at most ``limit``, from the one after ``after``."""
-    written = exists().where(
-        Sidecar.storage == storage,
-        Sidecar.media_type == Asset.media_type,
-        Sidecar.media_id == Asset.media_id,
-        Sidecar.kind == "json",
-        Sidecar.sha256.is_not(None),
-    )
-    statement = select(Asset).where(~written)
+    """Assets whose sidecars in this storage are missing or out of date (metadata.json, and
+    with ``xmp`` not ``off`` the XMP packets beside its files), by media type and id: at most
+    ``limit``, from the one after ``after``."""
+
+    def sidecars(*where):
+        return exists().where(
+            Sidecar.storage == storage,
+            Sidecar.media_type == Asset.media_type,
+            Sidecar.media_id == Asset.media_id,
+            *where,
+        )
+
+    written = sidecars(Sidecar.kind == "json", Sidecar.sha256.is_not(None))
+    dirty = or_(~written, sidecars(Sidecar.sha256.is_(None)))
+    if xmp != "off":
+        has_files = exists().where(
+            StoredFile.storage == storage,
+            StoredFile.media_type == Asset.media_type,
+            StoredFile.media_id == Asset.media_id,
+        )
+        packets = sidecars(Sidecar.kind == xmp_kind(xmp), Sidecar.sha256.is_not(None))
+        dirty = or_(dirty, and_(has_files, ~packets))
+    statement = select(Asset).where(dirty)
     if after is not None:
         statement = statement.where(
             or_(
@@ -571,3 +600,228 @@ def finish_run(session: Session, run: Run, outcome: str, exit_code: int, summary
     run.outcome = outcome
     run.exit_code = exit_code
     run.summary = summary
+
+
+# --- details ----------------------------------------------------------------------------------
+
+
+def assets_without_details(
+    session: Session, media_type: str, *, after: str | None = None, limit: int = 2000
+) -> list[str]:
+    """Ids of this media type's active assets whose details were never asked for (or must be
+    asked for again: an edit update), in id order, at most ``limit`` after ``after``."""
+    statement = select(Asset.media_id).where(
+        Asset.media_type == media_type, Asset.details_at.is_(None), Asset.status == "active"
+    )
+    if after is not None:
+        statement = statement.where(Asset.media_id > after)
+    return list(session.scalars(statement.order_by(Asset.media_id).limit(limit)))
+
+
+def set_details(session: Session, media_type: str, asked: list[str], found: dict[str, dict]) -> int:
+    """The API answered for ``asked``: the details of those ``found`` are kept (their
+    sidecars marked for rewriting), the rest are not asked for again (the API has no details
+    of them). Returns how many assets' details changed."""
+    now = utcnow()
+    changed = 0
+    rows = {
+        asset.media_id: asset
+        for chunk in _in_chunks(asked)
+        for asset in session.scalars(
+            select(Asset).where(Asset.media_type == media_type, Asset.media_id.in_(chunk))
+        )
+    }
+    touched = set()
+    for media_id in asked:
+        asset = rows.get(media_id)
+        if asset is None:
+            continue
+        asset.details_at = now
+        details = found.get(media_id)
+        if details is not None and details != asset.details:
+            asset.details = details
+            touched.add((media_type, media_id))
+            changed += 1
+    session.flush()
+    if touched:
+        mark_sidecars_dirty(session, touched)
+    return changed
+
+
+def refresh_details(session: Session, assets: Iterable[tuple[str, str]]) -> None:
+    """These assets' details are asked for again by the next details pass (an edit)."""
+    pairs = list(assets)
+    for chunk in _in_chunks(pairs):
+        session.execute(
+            table(Asset)
+            .update()
+            .where(tuple_(Asset.media_type, Asset.media_id).in_(chunk))
+            .values(details_at=None)
+        )
+
+
+# --- /updated ---------------------------------------------------------------------------------
+
+QUARANTINE = "quarantine/"  # updates.on_deletion = "quarantine" moves files under this
+
+
+def update_state(session: Session, stream: str) -> UpdateState:
+    found = session.get(UpdateState, stream)
+    if found is None:
+        found = UpdateState(stream=stream, mark_ids=[])
+        session.add(found)
+        session.flush()
+    return found
+
+
+def held_assets(session: Session, media_type: str, ids: Iterable[str]) -> dict[str, str]:
+    """Of these ids, those syncd holds (an asset with a recorded license), with its status."""
+    held: dict[str, str] = {}
+    for chunk in _in_chunks(sorted(set(ids))):
+        for media_id, status in session.execute(
+            select(Asset.media_id, Asset.status).where(
+                Asset.media_type == media_type, Asset.media_id.in_(chunk)
+            )
+        ):
+            held[media_id] = status
+    return held
+
+
+def mark_deleted(session: Session, media_type: str, deleted: dict[str, datetime]) -> list[str]:
+    """These assets were deleted from the catalogue (an update at that time): each is marked
+    ``deleted`` (never fetched again), its licenses still queued become unavailable, and its
+    sidecars are marked for rewriting. Returns the ids newly marked."""
+    from syncd.plan import DELETED_REASON
+
+    newly = []
+    now = utcnow()
+    for chunk in _in_chunks(sorted(deleted)):
+        for asset in session.scalars(
+            select(Asset).where(
+                Asset.media_type == media_type,
+                Asset.media_id.in_(chunk),
+                Asset.status != "deleted",
+            )
+        ):
+            asset.status = "deleted"
+            asset.deleted_at = naive_utc(deleted[asset.media_id])
+            newly.append(asset.media_id)
+        session.execute(
+            table(License)
+            .update()
+            .where(
+                License.media_type == media_type,
+                License.media_id.in_(chunk),
+                License.status.in_(QUEUED),
+            )
+            .values(status=UNAVAILABLE, reason=DELETED_REASON, waits_for=None, updated_at=now)
+        )
+    session.flush()
+    mark_sidecars_dirty(session, {(media_type, media_id) for media_id in newly})
+    return newly
+
+
+def files_of_deleted_assets(
+    session: Session, storage: str, on_deletion: str, limit: int = 400
+) -> list[StoredFile]:
+    """Files in this storage of deleted assets that ``on_deletion`` has yet to act on: all of
+    them for ``delete``, those not yet under quarantine/ for ``quarantine``, none for
+    ``keep``."""
+    if on_deletion == "keep":
+        return []
+    deleted = exists().where(
+        Asset.media_type == StoredFile.media_type,
+        Asset.media_id == StoredFile.media_id,
+        Asset.status == "deleted",
+    )
+    statement = select(StoredFile).where(StoredFile.storage == storage, deleted)
+    if on_deletion == "quarantine":
+        statement = statement.where(~StoredFile.key.startswith(QUARANTINE, autoescape=True))
+    return list(session.scalars(statement.order_by(StoredFile.key).limit(limit)))
+
+
+def file_moved(session: Session, row: StoredFile, new_key: str) -> None:
+    """The file is now under ``new_key`` (quarantined); its sidecars are rewritten."""
+    forget_xmp(session, row)
+    session.execute(
+        table(StoredFile)
+        .update()
+        .where(StoredFile.storage == row.storage, StoredFile.key == row.key)
+        .values(key=new_key)
+    )
+    mark_sidecars_dirty(session, {(row.media_type, row.media_id)}, row.storage)
+
+
+def file_removed(session: Session, row: StoredFile) -> None:
+    """The file is gone from storage (``on_deletion = "delete"``): its licenses become
+    unavailable (else they would be queued again to fetch it back)."""
+    from syncd.plan import DELETED_REASON
+
+    forget_xmp(session, row)
+    session.execute(
+        table(StoredFile)
+        .delete()
+        .where(StoredFile.storage == row.storage, StoredFile.key == row.key)
+    )
+    session.execute(
+        table(License)
+        .update()
+        .where(
+            License.media_type == row.media_type,
+            License.media_id == row.media_id,
+            License.size == row.size,
+            License.status == STORED,
+        )
+        .values(status=UNAVAILABLE, reason=DELETED_REASON, waits_for=None, updated_at=utcnow())
+    )
+    mark_sidecars_dirty(session, {(row.media_type, row.media_id)}, row.storage)
+
+
+def forget_xmp(session: Session, row: StoredFile) -> None:
+    """The XMP sidecars recorded beside this file (any style) are no longer there."""
+    session.execute(
+        table(Sidecar)
+        .delete()
+        .where(
+            Sidecar.storage == row.storage,
+            Sidecar.media_type == row.media_type,
+            Sidecar.media_id == row.media_id,
+            Sidecar.kind.startswith("xmp:"),
+            Sidecar.key.startswith(row.key.rsplit(".", 1)[0], autoescape=True),
+        )
+    )
+
+
+def age_details(session: Session, media_types: Iterable[str], share: int = 30) -> int:
+    """Marks a ``share``-th (at least one) of these media types' active assets with details,
+    the least recently fetched first, to be fetched again by the next details pass: media
+    without an update feed is kept current this way. Returns how many."""
+    aged = 0
+    for media_type in media_types:
+        held = session.scalar(
+            select(func.count())
+            .select_from(Asset)
+            .where(
+                Asset.media_type == media_type,
+                Asset.status == "active",
+                Asset.details_at.is_not(None),
+            )
+        )
+        if not held:
+            continue
+        count = -(-held // share)
+        ids = list(
+            session.scalars(
+                select(Asset.media_id)
+                .where(
+                    Asset.media_type == media_type,
+                    Asset.status == "active",
+                    Asset.details_at.is_not(None),
+                )
+                .order_by(Asset.details_at, Asset.media_id)
+                .limit(count)
+            )
+        )
+        refresh_details(session, [(media_type, media_id) for media_id in ids])
+        aged += len(ids)
+    return aged

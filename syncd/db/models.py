@@ -73,6 +73,10 @@ class Asset(Base):
     media_id: Mapped[str] = mapped_column(ID, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="active")
     details: Mapped[dict | None] = mapped_column(JSON)
+    # when the API last answered for its details (with them, or without the asset): NULL
+    # means they are still to be asked for
+    details_at: Mapped[datetime | None] = mapped_column(DateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime)  # a deletion update's time
 
 
 class StoredFile(Base):
@@ -147,6 +151,22 @@ class BackfillState(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     run_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class UpdateState(Base):
+    """Per /updated stream: the mark of the updates applied (the newest ``updated_time`` and
+    the ids seen at that second, so that ties are neither skipped nor applied twice), moved
+    only when a pass finishes; and how the last pass went."""
+
+    __tablename__ = "update_state"
+
+    stream: Mapped[str] = mapped_column(MEDIA_TYPE, primary_key=True)
+    mark_time: Mapped[datetime | None] = mapped_column(DateTime)
+    mark_ids: Mapped[list] = mapped_column(JSON, default=list)
+    last_run_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_outcome: Mapped[str | None] = mapped_column(String(16))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_success_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Lease(Base):

@@ -68,6 +68,12 @@ class Storage(ABC):
     def delete(self, key: str) -> None: ...
 
     @abstractmethod
+    def move(self, source: str, target: str) -> bool:
+        """Moves the object under ``source`` to ``target``: ``target`` appears whole or not at
+        all, and ``source`` is gone once it has. Repeating a move that was cut short finishes
+        it. Returns False when there is nothing under either key."""
+
+    @abstractmethod
     def leftovers(self) -> list[str]:
         """What killed runs left half-written (partial files, unfinished multipart uploads),
         one name each, for ``verify``."""

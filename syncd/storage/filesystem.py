@@ -180,6 +180,20 @@ class FilesystemStorage(Storage):
     def delete(self, key: str) -> None:
         self.path_of(key).unlink(missing_ok=True)
 
+    def move(self, source: str, target: str) -> bool:
+        """A rename inside the root (atomic on one filesystem), then the folders synced."""
+        old, new = self.path_of(source), self.path_of(target)
+        try:
+            if not old.exists():
+                return new.exists()
+            new.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(old, new)
+            _fsync_dir(new.parent)
+            _fsync_dir(old.parent)
+        except OSError as exc:
+            raise _storage_error("move", old, exc) from None
+        return True
+
     def leftovers(self) -> list[str]:
         if not self.partial_dir.is_dir():
             return []

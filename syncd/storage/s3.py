@@ -65,6 +65,13 @@ def _boto_error(exc: Exception) -> tuple[str, int | None]:
     return code, status
 
 
+def _copy_config() -> Any:
+    """Managed copies in one thread, multipart only above S3's 5 GiB limit of one copy."""
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=5 << 30, max_concurrency=1, use_threads=False)
+
+
 class S3Storage(Storage):
     def __init__(self, config: StorageConfig, concurrency: int = 4, client: Any = None):
         if not config.bucket:
@@ -232,6 +239,26 @@ class S3Storage(Storage):
             self.client.delete_object(Bucket=self.bucket, Key=name)
         except Exception as exc:
             raise self.error("delete", exc, key) from None
+
+    def move(self, source: str, target: str) -> bool:
+        """S3 has no rename: a server-side copy (the new object appears whole or not at all;
+        boto3's managed copy goes multipart above 5 GiB), then the source deleted."""
+        target_name = self.object_key(target)  # a hostile key is refused before anything
+        if self.size_of(source) is None:
+            return self.size_of(target) is not None
+        copy_source = {"Bucket": self.bucket, "Key": self.object_key(source)}
+        try:
+            self.client.copy(
+                copy_source,
+                self.bucket,
+                target_name,
+                ExtraArgs=self.object_arguments() or None,
+                Config=_copy_config(),
+            )
+        except Exception as exc:
+            raise self.error("copy", exc, source) from None
+        self.delete(source)
+        return True
 
     def unfinished_uploads(self) -> list[dict[str, Any]]:
         """The multipart uploads under the prefix that were never completed nor aborted."""
