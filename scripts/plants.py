@@ -34,7 +34,8 @@ def run_plant(plant: dict, python: str) -> tuple[str, str]:
         target = copy / plant["file"]
         text = target.read_text()
         if text.count(plant["old"]) != 1:
-            return "NOT APPLIED", f"'old' occurs {text.count(plant['old'])} times in {plant['file']}"
+            found = text.count(plant["old"])
+            return "NOT APPLIED", f"'old' occurs {found} times in {plant['file']}"
         target.write_text(text.replace(plant["old"], plant["new"]))
         env = {**os.environ, **plant.get("env", {}), "PYTHONPATH": str(copy)}
         done = subprocess.run(
