@@ -13,6 +13,8 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime
+from itertools import pairwise
 
 import pytest
 import requests
@@ -161,11 +163,26 @@ def test_serve_picks_up_licenses_added_while_it_runs(syncd, served):
     assert code == 0
 
 
+def logged_at(event: dict) -> float:
+    """The Unix time of a log event, from its ISO timestamp."""
+    return datetime.fromisoformat(event["timestamp"].replace("Z", "+00:00")).timestamp()
+
+
 def test_catch_up_runs_once_at_start_then_on_its_schedule(syncd, served):
-    serving = served(syncd, env={"SYNCD_JOBS__CATCH_UP": "2s"})
+    serving = served(syncd, env={"SYNCD_JOBS__CATCH_UP": "3s"})
     serving.job_finished(count=3, timeout=30)
-    starts = [e for e in serving.events if e.get("event") == "job.started"]
+    ready = logged_at(serving.wait_for(lambda e: e.get("event") == "serve.ready"))
+    starts = [
+        logged_at(e)
+        for e in serving.events
+        if e.get("event") == "job.started" and e.get("job") == "catch_up"
+    ]
     assert len(starts) >= 3
+    # at once on start, not one interval (3 s) after it
+    assert starts[0] - ready < 1.5, (ready, starts)
+    # then on its schedule: an interval apart, not back to back
+    gaps = [later - earlier for earlier, later in pairwise(starts)]
+    assert all(gap > 2.5 for gap in gaps), gaps
     code, _ = serving.stop()
     assert code == 0
 
