@@ -40,9 +40,7 @@ TOKEN = "bench-token"
 
 
 def sync(home: Path, sim: Simulator) -> tuple[dict, float]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("SYNCD_") and "proxy" not in k
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_") and "proxy" not in k}
     env.update(
         SHUTTERSTOCK_API_TOKEN=TOKEN,
         SYNCD_API__BASE_URL=sim.base_url,
