@@ -371,3 +371,32 @@ def test_xmp_sidecars_of_a_sync_read_back_in_exiftool_for_image_video_and_audio(
         checked.add(media_type)
     assert checked == {"images", "videos", "audio"}
     assert "<tag>" in syncd.sidecar("images", image.media_id)["details"]["keywords"]
+
+
+def test_editorial_updates_follow_the_cursor_and_bring_their_details(tmp_path, simulated):
+    catalog = Catalog(seed=5)
+    for _ in range(2):
+        catalog.add("editorial/images", file_size=FILE)
+    syncd = Syncd(tmp_path, simulated(catalog))
+    assert syncd.sync("--media", "editorial/images").returncode == 0
+    edited, deleted = media_ids(syncd, "editorial/images")
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    # the two held items are the oldest of 1200 updates: three cursor pages of 500
+    syncd.sim.catalog.add_update(
+        "editorial/images", edited, when, ("edit",), details={"caption": "Caption, edited"}
+    )
+    syncd.sim.catalog.add_update("editorial/images", deleted, when, ("deletion",))
+    newer = ((f"{n:07d}n", when + timedelta(seconds=1 + n % 600)) for n in range(1198))
+    syncd.sim.catalog.add_updates("editorial/images", newer)
+    syncd.sim.reset_log()
+    done = syncd.sync("--media", "editorial/images")
+    assert done.returncode == 0, done.stderr
+    pages = syncd.sim.updated_requests("editorial/images")
+    assert len(pages) == 3
+    assert all(r.query["type"] == ["edit"] and r.query["country"] == ["USA"] for r in pages)
+    assert [bool(r.query.get("cursor")) for r in pages] == [False, True, True]
+    # the item came with the update: no detail request
+    assert syncd.sim.detail_requests("editorial/images") == []
+    assert syncd.sidecar("editorial/images", edited)["details"]["caption"] == "Caption, edited"
+    assert syncd.sidecar("editorial/images", deleted)["status"] == "deleted"
+    assert syncd.sidecar("editorial/images", edited)["status"] == "active"

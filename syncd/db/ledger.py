@@ -666,11 +666,17 @@ QUARANTINE = "quarantine/"  # updates.on_deletion = "quarantine" moves files und
 
 
 def update_state(session: Session, stream: str) -> UpdateState:
+    """The stream's row, made if there is none (another process on the same database may be
+    making it at the same moment: the insert gives way)."""
     found = session.get(UpdateState, stream)
     if found is None:
-        found = UpdateState(stream=stream, mark_ids=[])
-        session.add(found)
-        session.flush()
+        session.execute(
+            insert(session, UpdateState)
+            .values(stream=stream, mark_ids=[])
+            .on_conflict_do_nothing()
+        )
+        found = session.get(UpdateState, stream)
+        assert found is not None
     return found
 
 
