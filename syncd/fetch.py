@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.client import HTTPException
+from typing import Any
 from urllib.parse import urljoin
 
 import requests
@@ -16,9 +17,11 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from syncd.api.client import ApiClient, ApiError, Forbidden, NotFound
 from syncd.api.http import make_session, proxies_for
+from syncd.api.records import MalformedResponse
 from syncd.api.retry import RetryPolicy, is_retriable
 from syncd.bwlimit import RateLimit
 from syncd.config import check_url_allowed
+from syncd.errors import AuthError
 from syncd.storage.base import Storage
 from syncd.storage.keys import UnsafeValue, check_key, extension_of, render
 from syncd.streams import LicenseStream
@@ -51,14 +54,29 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class RelicenseOrder:
+    """A licensing request for a need that nothing can redownload: made in the main thread
+    (subscription chosen, budget reserved), sent by a worker through its intent."""
+
+    path: str  # under /v2/
+    query: dict
+    body: dict
+    id_key: str  # the id key of the answer's items
+    subscription_id: str
+    credits: int = 1
+
+
+@dataclass(frozen=True)
 class Need:
-    """One missing file: an asset and size, and the licenses that could fetch it, best first."""
+    """One missing file: an asset and size, and the licenses that could fetch it, best first;
+    or (``relicense``) the license it would be relicensed for."""
 
     stream: LicenseStream
     media_id: str
     size: str
     format: str | None
     license_ids: tuple[str, ...]
+    relicense: RelicenseOrder | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +85,7 @@ class StoredObject:
     size_bytes: int
     sha256: str
     license_id: str
+    credits: int = 0  # > 0: fetched through a new license, at that cost
 
 
 class FetchFailed(Exception):
@@ -95,8 +114,10 @@ class Fetcher:
         pool_size: int,
         stop: threading.Event | None = None,
         on_bytes: Callable[[int], None] | None = None,
+        relicenser: Any = None,
     ):
         self.client = client
+        self.relicenser = relicenser  # syncd.relicense.Relicenser, with relicensing on
         self._on_bytes = on_bytes or (lambda count: None)
         self.storage = storage
         self.key_template = key_template
@@ -115,6 +136,20 @@ class Fetcher:
         """Tries the need's licenses in turn until one stores the file. Returns the stored
         object (or None) and the failure of each license tried before it."""
         failures: dict[str, FetchFailed] = {}
+        if need.relicense is not None:
+            license_id = need.license_ids[0]
+            if self.stop.is_set():
+                raise Interrupted()
+            try:
+                return self._fetch_relicensed(need, license_id, need.relicense), failures
+            except FetchFailed as exc:
+                log.warning(
+                    "license.relicense_failed",
+                    stream=need.stream.media_type,
+                    license_id=license_id,
+                    reason=exc.reason,
+                )
+                return None, {lid: exc for lid in need.license_ids}
         for license_id in need.license_ids:
             if self.stop.is_set():  # the run is ending: send nothing more
                 raise Interrupted()
@@ -146,6 +181,81 @@ class Fetcher:
                     status=str(exc),
                 )
         raise AssertionError("unreachable")
+
+    def _fetch_relicensed(self, need: Need, license_id: str, order: RelicenseOrder) -> StoredObject:
+        """Licenses the need anew (at most once: through its intent) and stores the file from
+        the fresh URL at once."""
+        from syncd import relicense as rl
+
+        relicenser = self.relicenser
+        if relicenser is None:
+            raise FetchFailed("relicensing is off")
+        stream, media_id, size = need.stream, need.media_id, need.size
+        if not relicenser.claim(stream, media_id, size, license_id, order.subscription_id):
+            relicenser.budget.release(order.credits)
+            raise FetchFailed(
+                "another syncd run has relicensed or is relicensing this asset and size",
+                unavailable=True,
+            )
+        try:
+            document = self.client.request(
+                "POST", "/v2/" + order.path, params=order.query, json_body=order.body, retries=0
+            )
+        except AuthError:
+            relicenser.settle(stream, media_id, size, rl.FAILED, error="401")
+            relicenser.budget.release(order.credits)
+            raise
+        except ApiError as exc:
+            if exc.status is None or exc.status >= 500:
+                relicenser.settle(stream, media_id, size, rl.UNKNOWN, error=str(exc)[:500])
+                raise FetchFailed(
+                    f"relicensing got no answer ({exc}): whether it licensed is unknown; the "
+                    "license history settles it before anything is sent again"
+                ) from None
+            relicenser.settle(stream, media_id, size, rl.FAILED, error=str(exc)[:500])
+            relicenser.budget.release(order.credits)
+            raise FetchFailed(f"relicensing refused: {exc}") from None
+        try:
+            licensed = rl.parse_result(document, order.id_key, media_id)
+        except rl.ItemRefused as exc:
+            relicenser.settle(stream, media_id, size, rl.FAILED, error=str(exc))
+            relicenser.budget.release(order.credits)
+            raise FetchFailed(f"relicensing refused: {exc}") from None
+        except MalformedResponse as exc:
+            relicenser.settle(stream, media_id, size, rl.UNKNOWN, error=str(exc)[:500])
+            raise FetchFailed(f"relicensing answer unusable ({exc}); settled later") from None
+        relicenser.settle(
+            stream,
+            media_id,
+            size,
+            rl.CONFIRMED,
+            credits=licensed.credits,
+            new_license_id=licensed.new_license_id,
+            error=None,
+        )
+        log.info(
+            "license.relicensed",
+            stream=stream.media_type,
+            media_id=media_id,
+            size=size,
+            subscription_id=order.subscription_id,
+            credits=licensed.credits,
+        )
+        try:
+            check_url_allowed(licensed.url, self.allow_http)
+        except ValueError as exc:
+            raise FetchFailed(f"download URL of the new license refused: {exc}") from None
+        key = self._key_for(need, license_id, licensed.url)
+        try:
+            stored = self._download(licensed.url, key, stream.media_type, license_id)
+        except _UrlGone as exc:
+            raise FetchFailed(
+                f"the new license's download URL was refused ({exc}); the next run redownloads "
+                "it through the new license"
+            ) from None
+        return StoredObject(
+            stored.key, stored.size_bytes, stored.sha256, license_id, credits=licensed.credits
+        )
 
     def _redownload_url(self, need: Need, license_id: str) -> str:
         try:

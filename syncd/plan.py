@@ -14,7 +14,7 @@ UNAVAILABLE = "unavailable"  # cannot be fetched: the reason says why
 INVALID = "invalid"  # values that cannot become a key: the license fails
 
 RELICENSE = "relicense"  # an unavailable license that relicensing could fetch: it is queued
-#                          again whenever relicensing is on
+#                          again whenever relicensing is on; as an action's kind, relicense it
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,7 @@ def plan(
         why = "not downloadable (is_downloadable: false)"
     else:
         return Action(REDOWNLOAD)
-    if relicense:
-        why += "; relicensing is not available in this release"
-    else:
-        why += " and relicensing is off"
+    if relicense:  # only what truly cannot be redownloaded: never after a failed one
+        return Action(RELICENSE, why)
+    why += " and relicensing is off"
     return Action(UNAVAILABLE, why, waits_for=RELICENSE)

@@ -88,6 +88,10 @@ class SidecarBook:
             (f for f in self._files.get((media_type, media_id), []) if f.size == size), None
         )
 
+    def details(self, media_type: str, media_id: str) -> dict | None:
+        asset = self._rows.get((media_type, media_id))
+        return asset.details if asset is not None else None
+
     def deleted(self, media_type: str, media_id: str) -> bool:
         asset = self._rows.get((media_type, media_id))
         return asset is not None and asset.status == "deleted"

@@ -30,6 +30,7 @@ RUN_COUNTS = (
     "downloaded",
     "already_present",
     "relicensed",
+    "credits_spent",
     "unavailable",
     "failed",
 )
@@ -104,6 +105,7 @@ def _report(
     )
     for media_type, count in deleted:
         report["media"].setdefault(media_type, dict.fromkeys(COUNTED, 0))["deleted"] = count
+    report["relicensing"] = _relicensing(session)
     if missing:
         report["missing"] = _missing(session, here)
     if runs:
@@ -111,6 +113,43 @@ def _report(
             _run(run) for run in session.scalars(select(Run).order_by(Run.id.desc()).limit(runs))
         ]
     return report
+
+
+def _relicensing(session: Session) -> dict[str, Any]:
+    """Credits spent by relicensing per UTC day (the last 14 days with any), and the intents
+    whose outcome is not known yet (they count as spent until the license history settles
+    them)."""
+    from syncd.db.models import RelicenseIntent
+    from syncd.relicense import SPENT, UNKNOWN
+
+    if not inspect(session.get_bind()).has_table("relicense_intents"):  # not upgraded yet
+        return {"credits_by_day": {}, "unsettled": []}
+    by_day = session.execute(
+        select(RelicenseIntent.day, func.sum(RelicenseIntent.credits))
+        .where(RelicenseIntent.state.in_(SPENT), RelicenseIntent.day.is_not(None))
+        .group_by(RelicenseIntent.day)
+        .order_by(RelicenseIntent.day.desc())
+        .limit(14)
+    )
+    unknown = session.scalars(
+        select(RelicenseIntent)
+        .where(RelicenseIntent.state.in_((UNKNOWN, "sending")))
+        .order_by(RelicenseIntent.sent_at)
+    )
+    return {
+        "credits_by_day": {day: int(total or 0) for day, total in by_day},
+        "unsettled": [
+            {
+                "media_type": i.media_type,
+                "media_id": i.media_id,
+                "size": i.size,
+                "state": i.state,
+                "sent_at": _iso(i.sent_at),
+                "subscription_id": i.subscription_id,
+            }
+            for i in unknown
+        ],
+    }
 
 
 def _held_here(here: str) -> Any:
@@ -251,6 +290,17 @@ def render(report: dict[str, Any]) -> str:
         lines.append("not stored, by reason (licenses):")
         for p in report["problems"]:
             lines.append(f"{p['licenses']:>8}  {p['status']:<11} {cut(p['reason'] or '-', 90)}")
+    relicensing = report.get("relicensing") or {}
+    if relicensing.get("credits_by_day") or relicensing.get("unsettled"):
+        lines.append("")
+        spent = ", ".join(f"{d}: {n}" for d, n in relicensing["credits_by_day"].items())
+        lines.append(f"relicensing credits by day (UTC): {spent or 'none'}")
+        for i in relicensing["unsettled"]:
+            lines.append(
+                f"  outcome unknown: {i['media_type']}/{i['media_id']} size {i['size']} "
+                f"({i['state']} since {i['sent_at']}, subscription {i['subscription_id']}): "
+                "settled from the license history by the next sync"
+            )
     if "missing" in report:
         lines.append("")
         lines.append(render_missing(report["missing"]))

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 from sqlalchemy import Engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from syncd import logs
 from syncd.api.client import ApiClient, ApiError, Forbidden
@@ -28,9 +28,27 @@ from syncd.db.engine import HEAD_REVISION, DatabaseError, check_url, current_rev
 from syncd.db.lease import Lease
 from syncd.details import fetch_details
 from syncd.errors import ApiUnreachable, AuthError, StorageBusy, StorageError
-from syncd.fetch import Fetcher, FetchFailed, Interrupted, Need, StoredObject, TransferConfig
-from syncd.plan import INVALID, REDOWNLOAD, STORED, UNAVAILABLE, Action, plan
+from syncd.fetch import (
+    Fetcher,
+    FetchFailed,
+    Interrupted,
+    Need,
+    RelicenseOrder,
+    StoredObject,
+    TransferConfig,
+)
+from syncd.plan import INVALID, REDOWNLOAD, RELICENSE, STORED, UNAVAILABLE, Action, plan
 from syncd.progress import Meter
+from syncd.relicense import (
+    CREDITS_PER_ITEM,
+    ENDPOINTS,
+    Budget,
+    CannotLicense,
+    NoSubscription,
+    Relicenser,
+    request_for,
+    settle_unknown,
+)
 from syncd.sidecar import SidecarBook
 from syncd.storage import Storage, open_storage
 from syncd.streams import (
@@ -102,6 +120,7 @@ class SyncRun:
         self._outcomes = ledger.Outcomes()  # its storage is set once storage is open
         self._open_groups: Counter = Counter()  # asset -> its groups not yet settled
         self._fetch_total = 0  # files sent to be fetched so far, over the batches
+        self._relicenser: Relicenser | None = None  # with sync.relicense: made at the start
 
     # --- set-up: every check that can fail with exit 2 or 4 comes before any request ----------
 
@@ -171,7 +190,19 @@ class SyncRun:
                 nullcontext() if lease is None else lease,
                 Session(engine, expire_on_commit=False) as session,
             ):
+                self._session = session  # the main thread's (the budget reads it)
                 run = None if lease is None else self._begin(session, storage, lease)
+                if self.config.sync.relicense:
+                    self._relicenser = Relicenser(
+                        self.config,
+                        client,
+                        sessionmaker(engine, expire_on_commit=False),
+                        None if run is None else run.id,
+                        Budget(
+                            self.config.sync.relicense_budget,
+                            self.config.relicense.daily_budget,
+                        ),
+                    )
                 self.progress.show(summary, 0)
                 self.progress.start()
                 try:
@@ -448,12 +479,71 @@ class SyncRun:
                     tuple(lic.license_id for lic in candidates),
                 )
                 if candidates
-                else None
+                else self._relicense_need(book, stream, media_id, size, members, actions)
             )
             groups[(media_type, media_id, size)] = Group(
                 need, actions, {lic.license_id: lic for lic in members}
             )
         return groups
+
+    def _relicense_need(
+        self,
+        book: SidecarBook,
+        stream: LicenseStream,
+        media_id: str,
+        size: str,
+        members: list[LicenseRecord],
+        actions: dict[str, Action],
+    ) -> Need | None:
+        """A need that nothing can redownload and relicensing may fetch: a subscription chosen,
+        the request made, the credits reserved. Otherwise its licenses' actions say why not
+        (unavailable, queued again by a later run with relicensing on)."""
+        wanting = sorted(
+            (lic for lic in members if actions[lic.license_id].kind == RELICENSE),
+            key=lambda lic: -lic.download_time.timestamp(),
+        )
+        relicenser = self._relicenser
+        if not wanting or relicenser is None:
+            return None
+
+        def unavailable(reason: str) -> None:
+            for lic in wanting:
+                actions[lic.license_id] = Action(UNAVAILABLE, reason, waits_for=RELICENSE)
+
+        credits = CREDITS_PER_ITEM
+        refused = relicenser.budget.reserve(self._session, credits)  # before any request
+        if refused is not None:
+            unavailable(refused)
+            return None
+        try:
+            subscription = relicenser.choose(stream.media_type, size)
+            path, query, body = request_for(
+                self.config,
+                stream,
+                media_id,
+                size,
+                subscription,
+                book.details(stream.media_type, media_id),
+            )
+        except (NoSubscription, CannotLicense) as exc:
+            relicenser.budget.release(credits)
+            unavailable(str(exc))
+            return None
+        except ApiError as exc:
+            relicenser.budget.release(credits)
+            unavailable(f"the subscriptions could not be read: {exc}")
+            return None
+        order = RelicenseOrder(
+            path, query, body, ENDPOINTS[stream.media_type][2], subscription.id, credits
+        )
+        return Need(
+            stream,
+            media_id,
+            size,
+            wanting[0].format,
+            tuple(lic.license_id for lic in wanting),
+            relicense=order,
+        )
 
     def _details(self, session: Session, client: ApiClient) -> None:
         """With ``sync.details``: the details of the assets that have none yet (CONTRACT 5);
@@ -465,8 +555,15 @@ class SyncRun:
         )
 
     def _fetch_missing(self, session: Session, client: ApiClient, storage: Storage) -> None:
-        """Everything queued, batch by batch (each writes the sidecars of its assets)."""
+        """Everything queued, batch by batch (each writes the sidecars of its assets); with
+        relicensing on, what earlier runs left unknown is settled first."""
         self._fetch_total = 0
+        if self._relicenser is not None and not self.dry_run:
+            confirmed, failed = settle_unknown(
+                session, client, LICENSE_STREAMS, ledger.record_licenses
+            )
+            if confirmed or failed:
+                log.info("relicense.intents_settled", licensed=confirmed, not_licensed=failed)
         for queue in self._queue_batches(session):
             self._check_draining()
             self._fetch_batch(session, client, storage, queue)
@@ -538,6 +635,7 @@ class SyncRun:
             pool_size=self.config.sync.concurrency,
             stop=self.stop,
             on_bytes=self.progress.add_bytes,
+            relicenser=self._relicenser,
         )
         try:
             with ThreadPoolExecutor(
@@ -628,7 +726,16 @@ class SyncRun:
         summary = self.result.summary
         fetched = group.fetching.license_ids[0]
         summary.planned += 1
-        self._plan_line("would redownload", group.records[fetched])
+        order = group.fetching.relicense
+        if order is not None:
+            summary.credits_planned += order.credits
+            self._plan_line(
+                "would relicense",
+                group.records[fetched],
+                f"subscription {order.subscription_id}, {order.credits} credit(s)",
+            )
+        else:
+            self._plan_line("would redownload", group.records[fetched])
         for license_id, action in group.actions.items():
             lic = group.records[license_id]
             if license_id == fetched:
@@ -668,7 +775,11 @@ class SyncRun:
                     stored.sha256,
                 )
             )
-            self.result.count(first.media_type, "downloaded")
+            if stored.credits:
+                self.result.count(first.media_type, "relicensed")
+                self.result.count(first.media_type, "credits_spent", stored.credits)
+            else:
+                self.result.count(first.media_type, "downloaded")
             self.result.count(first.media_type, "bytes_downloaded", stored.size_bytes)
         for license_id, action in group.actions.items():
             bound = log.bind(stream=first.media_type, license_id=license_id)

@@ -57,14 +57,13 @@ def test_not_downloadable_waits_for_relicensing():
     )
 
 
-def test_with_relicensing_on_the_reason_says_this_release_cannot_relicense():
+def test_with_relicensing_on_what_cannot_be_redownloaded_is_to_be_relicensed():
     assert plan(lic(is_downloadable=False), IMAGES, stored=False, relicense=True) == Action(
-        UNAVAILABLE,
-        "not downloadable (is_downloadable: false); relicensing is not available in this release",
-        RELICENSE,
+        RELICENSE, "not downloadable (is_downloadable: false)"
     )
     assert plan(lic(), EDITORIAL, stored=False, relicense=True) == Action(
-        UNAVAILABLE,
-        "editorial media has no redownload; relicensing is not available in this release",
-        RELICENSE,
+        RELICENSE, "editorial media has no redownload"
     )
+    # never as a fallback: what can be redownloaded is redownloaded, relicensing on or off
+    assert plan(lic(is_downloadable=None), IMAGES, stored=False, relicense=True).kind == REDOWNLOAD
+    assert plan(lic(is_downloadable=True), IMAGES, stored=False, relicense=True).kind == REDOWNLOAD

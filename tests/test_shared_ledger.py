@@ -179,14 +179,15 @@ def test_unavailable_for_want_of_relicensing_is_queued_again_when_it_is_on(syncd
     assert len(waiting) == 2  # the editorial image and the not-downloadable image
     again = syncd.sync()
     assert again.summary["unavailable"] == 0  # off: final until the switch changes
+    # on, with the default budget of 0 credits: considered again, over budget, still queued
     on = syncd.sync(env={"SYNCD_SYNC__RELICENSE": "true"})
     assert on.returncode == 0, on.stderr
-    assert on.summary["unavailable"] == 2  # considered again
+    assert on.summary["unavailable"] == 2 and on.summary["credits_spent"] == 0
     with sqlite3.connect(syncd.db_path) as db:
         reasons = [
             r[0] for r in db.execute("SELECT reason FROM licenses WHERE waits_for IS NOT NULL")
         ]
-    assert len(reasons) == 2 and all("relicensing is not available" in r for r in reasons)
+    assert len(reasons) == 2 and all(r.startswith("budget:") for r in reasons), reasons
 
 
 def test_the_migration_marks_todays_relicensing_is_off_rows_and_keeps_their_files(tmp_path):

@@ -400,3 +400,18 @@ def test_editorial_updates_follow_the_cursor_and_bring_their_details(tmp_path, s
     assert syncd.sidecar("editorial/images", edited)["details"]["caption"] == "Caption, edited"
     assert syncd.sidecar("editorial/images", deleted)["status"] == "deleted"
     assert syncd.sidecar("editorial/images", edited)["status"] == "active"
+
+
+def test_quarantine_set_later_moves_what_was_deleted_under_keep(tmp_path, simulated):
+    """The deletion was recorded by an earlier run (under ``keep``); the operator turns
+    quarantine on: the next run moves the file and rewrites the sidecar to say where."""
+    syncd, media_id, key = held_image(tmp_path, simulated)
+    delete_upstream(syncd, media_id)
+    assert syncd.sync("--media", "images").returncode == 0
+    assert key in syncd.stored_files()
+    later = syncd.sync("--media", "images", env={"SYNCD_UPDATES__ON_DELETION": "quarantine"})
+    assert later.returncode == 0, later.stderr
+    assert key not in syncd.stored_files()
+    assert (syncd.root / "quarantine" / key).is_file()
+    sidecar = syncd.sidecar("images", media_id)
+    assert [f["key"] for f in sidecar["files"]] == [f"quarantine/{key}"]

@@ -199,7 +199,13 @@ class ApiClient:
     # --- the transport --------------------------------------------------------------------
 
     def request(
-        self, method: str, path: str, *, params: dict | None = None, json_body: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict | None = None,
+        json_body: Any = None,
+        retries: int | None = None,
     ) -> Any:
         """Sends one API request with the retry policy; returns the decoded JSON body. Once
         GIVE_UP_AFTER requests in a row have used up their retries without any answer at all
@@ -210,7 +216,7 @@ class ApiClient:
         if self._given_up:
             raise ApiError(f"{what}: not sent, the API is not answering ({self._given_up})")
         try:
-            document = self._request_with_retries(what, method, path, params, json_body)
+            document = self._request_with_retries(what, method, path, params, json_body, retries)
         except ApiError as exc:
             with self._lock:
                 if exc.unanswered:
@@ -235,8 +241,16 @@ class ApiClient:
         return self._given_up
 
     def _request_with_retries(
-        self, what: str, method: str, path: str, params: dict | None, json_body: Any
+        self,
+        what: str,
+        method: str,
+        path: str,
+        params: dict | None,
+        json_body: Any,
+        retries: int | None = None,
     ) -> Any:
+        """``retries``: instead of the policy's (0 for a licensing request: never repeated)."""
+        limit = self.policy.max_retries if retries is None else retries
         attempt = 0
         answered = False
         while True:
@@ -268,7 +282,7 @@ class ApiClient:
             # An API that has not answered once this run and refuses the connection is not
             # there (a wrong base_url, a closed port): one retry, not the whole backoff ladder.
             not_there = refused and not answered and not self._ever_answered
-            if attempt >= self.policy.max_retries or (not_there and attempt >= 1):
+            if attempt >= limit or (not_there and attempt >= 1):
                 raise ApiError(
                     f"{failure} (after {attempt + 1} attempts)",
                     failure.status,

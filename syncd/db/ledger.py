@@ -671,9 +671,7 @@ def update_state(session: Session, stream: str) -> UpdateState:
     found = session.get(UpdateState, stream)
     if found is None:
         session.execute(
-            insert(session, UpdateState)
-            .values(stream=stream, mark_ids=[])
-            .on_conflict_do_nothing()
+            insert(session, UpdateState).values(stream=stream, mark_ids=[]).on_conflict_do_nothing()
         )
         found = session.get(UpdateState, stream)
         assert found is not None

@@ -169,6 +169,33 @@ class UpdateState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class RelicenseIntent(Base):
+    """A licensing request for one need (media type, media id, size), recorded before it is
+    sent: ``planned`` -> ``sending`` (committed before the request) -> ``confirmed`` (the API
+    licensed it), ``failed`` (it did not: may be sent again) or ``unknown`` (no answer: settled
+    from the license history before anything is sent again). ``sending`` and ``unknown`` count
+    as spent."""
+
+    __tablename__ = "relicense_intents"
+
+    media_type: Mapped[str] = mapped_column(MEDIA_TYPE, primary_key=True)
+    media_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    size: Mapped[str] = mapped_column(ID, primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    license_id: Mapped[str] = mapped_column(ID)  # the license that could not be redownloaded
+    subscription_id: Mapped[str | None] = mapped_column(ID)
+    credits: Mapped[int] = mapped_column(Integer)  # expected, then what was charged
+    new_license_id: Mapped[str | None] = mapped_column(ID)
+    day: Mapped[str | None] = mapped_column(String(10), index=True)  # UTC date it was sent
+    owner: Mapped[str | None] = mapped_column(String(255))  # host:pid of the sender
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    settled_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
 class Lease(Base):
     """A lock held in the database, keyed by what it protects (a storage's identity): taken
     and renewed with the database's clock, so that it works across processes and hosts."""
