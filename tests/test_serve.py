@@ -539,3 +539,22 @@ def test_the_backfill_job_fills_what_a_future_only_catch_up_left_and_keeps_its_w
     assert again.summary["new_licenses"] == 0
     sent = requests_by_kind(syncd.sim, before)
     assert sent["list"] == len(LICENSE_STREAMS) and "details" not in sent, sent
+
+
+def test_the_verify_job_has_details_without_an_update_feed_fetched_again(syncd, served):
+    """Audio has no /updated feed: each verify job marks a share of its assets (at least one)
+    to have its details fetched again by the next catch-up."""
+    assert syncd.sync().returncode == 0
+    asked = len(syncd.sim.detail_ids_requested("audio"))
+    assert asked == 2  # the example catalogue's two tracks, once
+    serving = served(syncd, env={"SYNCD_JOBS__CATCH_UP": "2s", "SYNCD_JOBS__VERIFY": "1s"})
+    verified = serving.wait_for(
+        lambda e: e.get("event") == "job.finished" and e.get("job") == "verify"
+    )
+    assert "1 assets' details to be fetched again" in verified["detail"], verified
+    deadline = time.monotonic() + 30
+    while len(syncd.sim.detail_ids_requested("audio")) == asked:
+        assert time.monotonic() < deadline, "".join(serving.raw)
+        time.sleep(0.1)
+    code, _ = serving.stop()
+    assert code == 0
