@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.client import HTTPException
 from typing import Any
@@ -42,6 +43,7 @@ log = structlog.get_logger("syncd.fetch")
 
 URL_GONE = frozenset({403, 404, 410})
 MAX_REDIRECTS = 5
+LOOKAHEAD_THREADS = 2  # redownload requests sent ahead of the transfers at a time
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,46 @@ class Fetcher:
         self.transfer = transfer
         self.stop = stop or threading.Event()
         self._session = make_session(pool_size)
+        self._lookahead = ThreadPoolExecutor(
+            max_workers=LOOKAHEAD_THREADS, thread_name_prefix="url-ahead"
+        )
+        self._prefetched_urls: dict[tuple[str, str, str], Future[str]] = {}
+        self._prefetch_lock = threading.Lock()
         self._watchdog = Watchdog(transfer.timeout_s, self.stop)
         self._rate = RateLimit(transfer.bwlimit) if transfer.bwlimit else None
 
     def close(self) -> None:
+        self._lookahead.shutdown(wait=True, cancel_futures=True)
         self._watchdog.close()
         self._session.close()
+
+    # --- latency hiding: the URLs of the next files are asked for while these transfer ----
+
+    def prefetch(self, need: Need) -> None:
+        """Asks for the redownload URL of ``need``'s first license now, in the background (a
+        URL is valid for 8 hours): its transfer then starts without waiting on the API. At
+        most LOOKAHEAD_THREADS such requests at a time, each with the client's retry policy
+        (429 included)."""
+        if need.relicense is not None or not need.license_ids or self.stop.is_set():
+            return
+        ident = (need.stream.media_type, need.license_ids[0], need.size)
+        with self._prefetch_lock:
+            if ident in self._prefetched_urls:
+                return
+            self._prefetched_urls[ident] = self._lookahead.submit(
+                self.client.redownload, need.stream, need.license_ids[0], need.size
+            )
+
+    def _prefetched(self, need: Need, license_id: str) -> Future[str] | None:
+        """The request for this license's URL sent ahead of time, if it has started (one
+        still waiting is withdrawn: the worker asks itself)."""
+        with self._prefetch_lock:
+            future = self._prefetched_urls.pop(
+                (need.stream.media_type, license_id, need.size), None
+            )
+        if future is None or future.cancel():
+            return None
+        return future
 
     def fetch(self, need: Need) -> tuple[StoredObject | None, dict[str, FetchFailed]]:
         """Tries the need's licenses in turn until one stores the file. Returns the stored
@@ -166,8 +202,9 @@ class Fetcher:
         return None, failures
 
     def _fetch_license(self, need: Need, license_id: str) -> StoredObject:
+        ahead = self._prefetched(need, license_id)
         for fresh_url_asked in (False, True):
-            url = self._redownload_url(need, license_id)
+            url = self._redownload_url(need, license_id, None if fresh_url_asked else ahead)
             key = self._key_for(need, license_id, url)
             try:
                 return self._download(url, key, need.stream.media_type, license_id)
@@ -257,9 +294,14 @@ class Fetcher:
             stored.key, stored.size_bytes, stored.sha256, license_id, credits=licensed.credits
         )
 
-    def _redownload_url(self, need: Need, license_id: str) -> str:
+    def _redownload_url(self, need: Need, license_id: str, ahead: Future[str] | None = None) -> str:
+        """A fresh download URL for the license: the one asked for ahead (``ahead``), else
+        asked for now."""
         try:
-            url = self.client.redownload(need.stream, license_id, need.size)
+            if ahead is not None:
+                url = ahead.result()
+            else:
+                url = self.client.redownload(need.stream, license_id, need.size)
         except (Forbidden, NotFound) as exc:
             raise FetchFailed(f"redownload refused: {exc}", unavailable=True) from None
         except ApiError as exc:

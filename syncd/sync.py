@@ -662,6 +662,9 @@ class SyncRun:
         while todo or running:
             while todo and len(running) < window and not self._draining:
                 group = todo.pop()
+                # its URL is asked for now: a group waits in the pool's queue while the
+                # transfers before it run, and starts without waiting on the API
+                fetcher.prefetch(group.fetching)
                 running[pool.submit(fetcher.fetch, group.need)] = group
             if not running:
                 break
