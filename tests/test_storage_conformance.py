@@ -194,7 +194,8 @@ def test_what_a_killed_writer_left_is_listed_and_removed(backend):
     for chunk in chunks(data[: PART + MIB]):  # one part on its way, then the run is "killed"
         writer.write(chunk)
     if name != "filesystem":
-        writer._wait_for_part()  # the part has landed: an upload with data is what is left
+        while writer._sending:  # the part has landed: an upload with data is what is left
+            writer._wait_for_oldest()
     later = reopen()  # the next run opens the storage afresh
     leftovers = later.leftovers()
     assert len(leftovers) == 1

@@ -72,6 +72,45 @@ def _copy_config() -> Any:
     return TransferConfig(multipart_threshold=5 << 30, max_concurrency=1, use_threads=False)
 
 
+class BufferPool:
+    """The part buffers of every upload of one storage, reused: at most ``count`` of the
+    standard part size exist at once (an upload that needs one more waits for a part on the
+    wire to come back), so memory stays near ``count`` parts whatever the number of files.
+    ``count`` must exceed the number of writers at once, each of which holds one to fill."""
+
+    def __init__(self, size: int, count: int):
+        self.size = size
+        self._free: list[bytearray] = []
+        self._made = 0
+        self._count = count
+        self._ready = threading.Condition()
+
+    def take(self, size: int) -> bytearray:
+        if size != self.size:  # an upload with raised parts (a file of over 160 GB)
+            return bytearray(size)
+        with self._ready:
+            while not self._free and self._made >= self._count:
+                self._ready.wait()
+            if self._free:
+                return self._free.pop()
+            self._made += 1
+        return bytearray(size)
+
+    def give(self, buffer: bytearray) -> None:
+        if len(buffer) != self.size:  # not one of the pool's
+            return
+        with self._ready:
+            self._free.append(buffer)
+            self._ready.notify()
+
+    def forget(self, buffer: bytearray) -> None:
+        """A buffer of the standard size that will not come back (cut short to send the last
+        part): another may be made."""
+        with self._ready:
+            self._made -= 1
+            self._ready.notify()
+
+
 class S3Storage(Storage):
     def __init__(self, config: StorageConfig, concurrency: int = 4, client: Any = None):
         if not config.bucket:
@@ -86,7 +125,12 @@ class S3Storage(Storage):
         self.identity = f"s3://{host.split('://', 1)[-1]}/{self.bucket}/{self.prefix}"
         self.client = client if client is not None else self._client(concurrency)
         self.opened_at = datetime.now(UTC)
-        self._uploads = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="s3-part")
+        # parts on the wire: up to two per object
+        self._uploads = ThreadPoolExecutor(
+            max_workers=2 * concurrency, thread_name_prefix="s3-part"
+        )
+        # one part filling per writer, and a few more on the wire, for all uploads together
+        self.buffers = BufferPool(config.part_size, count=concurrency + 4)
 
     def _client(self, concurrency: int) -> Any:
         import boto3
@@ -304,24 +348,29 @@ class S3Storage(Storage):
 
 class S3Writer(ObjectWriter):
     """One object: kept in memory up to the threshold, else a multipart upload whose parts are
-    sent while the next one fills."""
+    sent while the next one fills (up to two on the wire per object), in buffers of the
+    storage's pool."""
+
+    IN_FLIGHT = 2  # parts of one object on the wire at once
 
     def __init__(self, storage: S3Storage, key: str, size_hint: int | None):
         super().__init__(key)
         self._storage = storage
+        self._pool = storage.buffers
         self._full_key = storage.object_key(key)
         self._threshold = storage.config.multipart_threshold
         self._part_size = part_size_for(size_hint, storage.config.part_size)
         # known to fit one PUT: buffer it whole; else parts (unknown size: parts once it grows)
         self._single = size_hint is not None and size_hint <= self._threshold
-        self._buffer = bytearray(size_hint if self._single and size_hint else self._part_size)
+        self._pooled = not self._single
+        self._buffer = (
+            bytearray(size_hint or 0) if self._single else self._pool.take(self._part_size)
+        )
         self._filled = 0
-        self._spare: bytearray | None = None
         self._total = 0
         self._upload_id: str | None = None
         self._parts: list[dict[str, Any]] = []
-        self._sending: Future[Any] | None = None
-        self._lock = threading.Lock()
+        self._sending: list[Future[Any]] = []
         self._done = False
 
     def write(self, data: memoryview | bytes) -> None:
@@ -338,19 +387,19 @@ class S3Writer(ObjectWriter):
 
     def _overflow(self) -> None:
         """The buffer is full and more is coming: it becomes a part."""
-        if self._single or len(self._buffer) < self._part_size:  # more than the hint said
-            self._single = False
+        if not self._pooled:  # more than the size hint said: parts after all
             held = bytes(self._buffer[: self._filled])
-            self._buffer, self._filled = bytearray(self._part_size), 0
+            self._single, self._pooled = False, True
+            self._buffer, self._filled = self._pool.take(self._part_size), 0
             self._total -= len(held)
             self.write(held)
             if self._filled < len(self._buffer):
                 return
-        full, self._buffer = self._buffer, self._spare or bytearray(self._part_size)
-        self._spare, self._filled = None, 0
-        self._send_part(full)
+        full = self._buffer
+        self._buffer, self._filled = self._pool.take(self._part_size), 0
+        self._send_part(full, pooled=True)
 
-    def _send_part(self, part: bytearray | bytes) -> None:
+    def _send_part(self, part: bytearray | bytes, pooled: bool) -> None:
         if self._upload_id is None:
             try:
                 answer = self._storage.client.create_multipart_upload(
@@ -359,42 +408,44 @@ class S3Writer(ObjectWriter):
                     **self._storage.object_arguments(),
                 )
             except Exception as exc:
+                if pooled and isinstance(part, bytearray):
+                    self._pool.give(part)
                 raise self._storage.error("start an upload of", exc, self.key) from None
             self._upload_id = answer["UploadId"]
-        self._wait_for_part()  # at most one part on the wire per object
+        while len(self._sending) >= self.IN_FLIGHT:
+            self._wait_for_oldest()
         number = len(self._parts) + 1
         self._parts.append({"PartNumber": number})
-        self._sending = self._storage.submit(self._upload_part, number, part)
+        self._sending.append(self._storage.submit(self._upload_part, number, part, pooled))
 
-    def _upload_part(self, number: int, part: bytearray | bytes) -> bytearray | bytes:
-        answer = self._storage.client.upload_part(
-            Bucket=self._storage.bucket,
-            Key=self._full_key,
-            UploadId=self._upload_id,
-            PartNumber=number,
-            Body=part,
-            ContentMD5=content_md5(part),
-        )
-        self._parts[number - 1]["ETag"] = answer["ETag"]
-        return part
-
-    def _wait_for_part(self) -> None:
-        if self._sending is None:
-            return
-        sending, self._sending = self._sending, None
+    def _upload_part(self, number: int, part: bytearray | bytes, pooled: bool) -> None:
         try:
-            part = sending.result()
+            answer = self._storage.client.upload_part(
+                Bucket=self._storage.bucket,
+                Key=self._full_key,
+                UploadId=self._upload_id,
+                PartNumber=number,
+                Body=part,
+                ContentMD5=content_md5(part),
+            )
+            self._parts[number - 1]["ETag"] = answer["ETag"]
+        finally:
+            if pooled and isinstance(part, bytearray):
+                self._pool.give(part)  # back for the next part of any upload
+
+    def _wait_for_oldest(self) -> None:
+        sending = self._sending.pop(0)
+        try:
+            sending.result()
         except Exception as exc:
             raise self._storage.error("upload a part of", exc, self.key) from None
-        if isinstance(part, bytearray) and len(part) == self._part_size:
-            self._spare = part  # reused for the part after next
 
     def commit(self) -> None:
         storage = self._storage
-        rest = memoryview(self._buffer)[: self._filled]
         if self._upload_id is None and (self._single or self._total <= self._threshold):
+            whole = self._filled == len(self._buffer) and not self._pooled
+            body = self._buffer if whole else bytes(memoryview(self._buffer)[: self._filled])
             try:
-                body = bytes(rest)
                 storage.client.put_object(
                     Bucket=storage.bucket,
                     Key=self._full_key,
@@ -407,8 +458,14 @@ class S3Writer(ObjectWriter):
             self._finish()
             return
         if self._filled or not self._parts:
-            self._send_part(bytes(rest))
-        self._wait_for_part()
+            last = self._buffer
+            del last[self._filled :]  # cut in place: no copy of the last part
+            if self._pooled:
+                self._pool.forget(last)
+            self._buffer, self._pooled, self._filled = bytearray(), False, 0
+            self._send_part(last, pooled=False)
+        while self._sending:
+            self._wait_for_oldest()
         try:
             storage.client.complete_multipart_upload(
                 Bucket=storage.bucket,
@@ -429,16 +486,21 @@ class S3Writer(ObjectWriter):
 
     def _finish(self) -> None:
         self._done = True
-        self._buffer = bytearray()
-        self._spare = None
+        if self._pooled:
+            self._pool.give(self._buffer)
+        self._buffer, self._pooled = bytearray(), False
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if not self._done:  # left without a commit, by an exception or not: nothing stays
+            self.abort()
 
     def abort(self) -> None:
-        if self._sending is not None:
+        for sending in self._sending:
             try:
-                self._sending.result()
+                sending.result()
             except Exception:  # the upload is aborted anyway
                 pass
-            self._sending = None
+        self._sending = []
         if self._upload_id is not None:
             upload_id, self._upload_id = self._upload_id, None
             try:
