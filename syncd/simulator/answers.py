@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from syncd.simulator.faults import Hold
 
 
 @dataclass(frozen=True)
@@ -17,6 +20,8 @@ class Answer:
     cut: Literal["reset", "truncate"] | None = None
     """`reset`: close the connection without answering; `truncate`: send the headers and half
     the body, then reset."""
+    hold: Hold | None = None
+    """Set: the answer is ready (its effects done) but waits for the hold to let it go."""
 
 
 def json_answer(status: int, payload: object, headers: dict[str, str] | None = None) -> Answer:

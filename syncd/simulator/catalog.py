@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import dataclasses
 import random
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -12,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from syncd.simulator import details as asset_details
+from syncd.simulator.subscriptions import Subscription, default_subscriptions, make_subscription
 from syncd.simulator.updates import Update, UpdateLog, Window
 
 ACCOUNT_USER = "jsmith"
@@ -156,6 +158,7 @@ class Catalog:
         self._deleted: set[tuple[str, str]] = set()
         self._updates = UpdateLog()
         self._now: datetime | None = None
+        self._subscriptions = {sub.id: sub for sub in default_subscriptions()}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -295,6 +298,73 @@ class Catalog:
                 self._deleted.add(key)
         elif "addition" in event.updates:
             self._deleted.discard(key)
+
+    def is_editorial(self, media_type: str, media_id: str) -> bool:
+        """Whether an image or video of the main catalog is editorial: its details say
+        `is_editorial`, or `model_released` is code 3 / `EDITORIAL_ONLY` (images) or
+        `editorial` (videos), as the guide's "Editorial media licensing" tells."""
+        with self._lock:
+            if not self.has_asset(media_type, media_id):
+                return False
+            details = self._stored_details(media_type, media_id)
+        released = details.get("model_released")
+        if isinstance(released, dict):
+            released = released.get("code", released.get("translation_id"))
+        return details.get("is_editorial") is True or released in (
+            3,
+            "3",
+            "EDITORIAL_ONLY",
+            "editorial",
+        )
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    def subscriptions(self) -> list[Subscription]:
+        """The account's subscriptions (copies), in the order added."""
+        with self._lock:
+            return [dataclasses.replace(sub) for sub in self._subscriptions.values()]
+
+    def subscription(self, subscription_id: str) -> Subscription | None:
+        with self._lock:
+            sub = self._subscriptions.get(subscription_id)
+            return dataclasses.replace(sub) if sub is not None else None
+
+    def add_subscription(
+        self, subscription_id: str, *, replace: bool = False, **options: Any
+    ) -> Subscription:
+        """Add a subscription (`replace`: or replace the one with that id). Options, see
+        `subscriptions.make_subscription`: `kind` ("standard", "api", "enterprise"), `media`
+        (streams covered), `sizes` (None: all of them), `expires`, `downloads_left`,
+        `downloads_limit`, `required_metadata`, `optional_metadata`, `one_per_request` (None:
+        only for "api"), `license`, `description`."""
+        sub = make_subscription(subscription_id, **options)
+        with self._lock:
+            if subscription_id in self._subscriptions and not replace:
+                raise ValueError(f"subscription {subscription_id} already exists")
+            self._subscriptions[subscription_id] = sub
+            return dataclasses.replace(sub)
+
+    def remove_subscription(self, subscription_id: str) -> None:
+        with self._lock:
+            del self._subscriptions[subscription_id]
+
+    def clear_subscriptions(self) -> None:
+        """No subscription at all, not even the defaults."""
+        with self._lock:
+            self._subscriptions.clear()
+
+    def set_downloads_left(self, subscription_id: str, downloads_left: int) -> None:
+        with self._lock:
+            self._subscriptions[subscription_id].downloads_left = downloads_left
+
+    def take_download(self, subscription_id: str) -> bool:
+        """Spend one download of the subscription; False when none is left."""
+        with self._lock:
+            sub = self._subscriptions[subscription_id]
+            if sub.downloads_left < 1:
+                return False
+            sub.downloads_left -= 1
+            return True
 
     # -- the clock the updated-media endpoints count back from -----------------------------
 

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 
 from syncd.simulator.answers import Answer, error_answer, json_answer, raw_answer
 
-ACTIONS = (None, "reset", "truncate", "html", "badjson")
+ACTIONS = (None, "reset", "truncate", "html", "badjson", "hold", "delay", "reset_after")
+"""`hold`, `delay` and `reset_after` let the request take effect first (a license granted, a
+credit spent), then: wait for `Hold.release()`, answer `delay_s` late, or reset unanswered."""
 _HTML_PAGE = b"<html><head><title>Bad Gateway</title></head><body><h1>Bad Gateway</h1></html>"
 _BROKEN_JSON = b'{"data": ['
 
@@ -28,10 +30,16 @@ class Fault:
     headers: dict[str, str]
     action: str | None
     remaining: int
+    hold: Hold | None = None
 
     def answer(self, normal: Callable[[], Answer]) -> Answer:
         if self.action == "reset":
             return Answer(0, (), 0, cut="reset")
+        if self.action == "reset_after":
+            normal()  # done, then the connection is reset before a byte of the answer
+            return Answer(0, (), 0, cut="reset")
+        if self.action in ("hold", "delay"):
+            return dataclasses.replace(normal(), hold=self.hold)
         if self.action == "truncate":
             answer = normal()  # the headers given replace the normal ones (an ETag, say)
             return dataclasses.replace(
@@ -49,6 +57,48 @@ class Fault:
         if isinstance(self.body, (dict, list)):
             return json.dumps(self.body).encode()
         return self.body.encode() if isinstance(self.body, str) else self.body
+
+
+class Hold:
+    """Keeps back the answers of the requests it is given to (`Simulator.hold`): each request
+    takes effect, then its answer waits until `release()`, or `timeout_s` (None: for ever),
+    or the simulator stops (then the connection is reset, unanswered)."""
+
+    def __init__(self, timeout_s: float | None = None):
+        self.timeout_s = timeout_s
+        self._reached = threading.Event()
+        self._released = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self.held = 0  # requests that reached the hold
+
+    @property
+    def reached(self) -> bool:
+        """Whether a request took effect and is waiting (or waited) here."""
+        return self._reached.is_set()
+
+    def wait_reached(self, timeout: float = 10.0) -> bool:
+        """Wait until a request has taken effect and its answer is held; False on timeout."""
+        return self._reached.wait(timeout)
+
+    def release(self) -> None:
+        """Send the answers held, and those of later requests at once."""
+        self._released.set()
+
+    def abandon(self) -> None:
+        """Reset the connections held instead of answering them."""
+        with self._lock:
+            self._abandoned = True
+        self._released.set()
+
+    def block(self) -> bool:
+        """Called by the server with the answer ready: True to send it, False to reset."""
+        with self._lock:
+            self.held += 1
+        self._reached.set()
+        self._released.wait(self.timeout_s)
+        with self._lock:
+            return not self._abandoned
 
 
 class FaultPlan:
@@ -69,9 +119,12 @@ class FaultPlan:
         headers: dict[str, str] | None,
         times: int,
         action: str | None,
+        hold: Hold | None = None,
     ) -> None:
         if action not in ACTIONS:
             raise ValueError(f"action must be one of {ACTIONS}, not {action!r}")
+        if (action in ("hold", "delay")) != (hold is not None):
+            raise ValueError("the actions hold and delay, and only they, take a Hold")
         if action is None and status is None:
             raise ValueError("a fault without an action needs a status")
         if times < 1:
@@ -85,6 +138,7 @@ class FaultPlan:
             dict(headers or {}),
             action,
             times,
+            hold,
         )
         with self._lock:
             self._faults.append(fault)

@@ -11,7 +11,7 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,12 +25,24 @@ from syncd.simulator.api import BadRequest, ListQuery, license_page, redownload
 from syncd.simulator.catalog import KINDS, ORIGINAL, STREAMS, Catalog, FileKey, License, file_ext
 from syncd.simulator.content import ContentStore
 from syncd.simulator.downloads import DownloadLinks, file_answer, published_path
-from syncd.simulator.faults import FaultPlan, RandomFaults
+from syncd.simulator.faults import FaultPlan, Hold, RandomFaults
+from syncd.simulator.licensing import (
+    SANDBOX_STREAMS,
+    Grant,
+    LicenseRequest,
+    Outcome,
+    grant,
+    parse_request,
+    parsed_body,
+    results,
+)
 from syncd.simulator.media import detail_list, editorial_details, editorial_updated, updated_media
 
 _LIST = re.compile(r"/v2/(images|videos|audio|editorial/images|editorial/videos)/licenses")
 _REDOWNLOAD = re.compile(r"/v2/(images|videos|audio)/licenses/([^/]+)/downloads")
-_FILE = re.compile(r"/files/([^/]+)/[^/]+")
+_FILE = re.compile(r"/files/([^/]+)/([^/]+)")
+_SANDBOX_TOKEN = "sandbox-"  # + the stream: the sandbox's sample files
+_LICENSING = r"^/v2/(images|videos|audio|editorial/images|editorial/videos)/licenses$"
 _DETAILS = re.compile(r"/v2/(images|videos|audio)")
 _UPDATED = re.compile(r"/v2/(images|videos)/updated")
 _EDITORIAL_UPDATED = re.compile(r"/v2/editorial(?:/images)?/updated")
@@ -67,6 +79,7 @@ class Simulator:
         files_dir: str | Path | None = None,
         random_faults: RandomFaults | None = None,
         clock: Callable[[], float] = time.time,
+        sandbox: bool = False,
     ):
         self.catalog = catalog if catalog is not None else Catalog.example()
         self.token = token
@@ -76,6 +89,12 @@ class Simulator:
             url_ttl_s, clock, download_base, Path(files_dir) if files_dir is not None else None
         )
         self._random_faults = random_faults
+        self.sandbox = sandbox
+        """Licensing as the licensing sandbox does it (seed 002, "Licensing sandbox"): images
+        and videos granted with a sample file, no license, no download spent, the credits
+        counted apart (`sandbox_credits`); audio and editorial licensing refused (403)."""
+        self._license_log: list[LicenseRequest] = []
+        self._holds: list[Hold] = []
         self._faults = FaultPlan()
         self._content = ContentStore()
         self._lock = threading.Lock()
@@ -103,6 +122,10 @@ class Simulator:
     def stop(self) -> None:
         if self._server is None:
             return
+        with self._lock:
+            holds = list(self._holds)
+        for hold in holds:
+            hold.abandon()
         self._server.shutdown()
         self._server.close_connections()
         self._server.server_close()
@@ -236,11 +259,26 @@ class Simulator:
         headers: dict[str, str] | None = None,
         times: int = 1,
         action: str | None = None,
-    ) -> None:
+        delay_s: float | None = None,
+    ) -> Hold | None:
         """Answer the next `times` requests of `method` whose path matches `path_regex`
         (`re.search`) with `status` and `body`, or with `action`: `reset` (close the
         connection unanswered), `truncate` (full headers, half the body, then reset), `html`
-        (`status`, default 502, with an HTML page), `badjson` (200 with broken JSON)."""
+        (`status`, default 502, with an HTML page), `badjson` (200 with broken JSON).
+        These three let the request take effect (a license granted, its credit spent) and
+        then: `hold` (the answer waits for the returned Hold's `release()`, or for ever),
+        `delay` (the answer is sent `delay_s` late: past a client's timeout), `reset_after`
+        (the connection is reset, unanswered)."""
+        hold = None
+        if action == "hold":
+            hold = Hold()
+        elif action == "delay":
+            if delay_s is None or delay_s < 0:
+                raise ValueError("the action delay needs delay_s, 0 or more")
+            hold = Hold(timeout_s=delay_s)
+        if hold is not None:
+            with self._lock:
+                self._holds.append(hold)
         self._faults.add(
             method,
             path_regex,
@@ -250,7 +288,124 @@ class Simulator:
             headers=headers,
             times=times,
             action=action,
+            hold=hold,
         )
+        return hold
+
+    # -- licensing -------------------------------------------------------------------------
+
+    @staticmethod
+    def _licensing_path(stream: str | None) -> str:
+        return _LICENSING if stream is None else rf"^/v2/{re.escape(stream)}/licenses$"
+
+    def hold_next_license(self, stream: str | None = None, times: int = 1) -> Hold:
+        """The next `times` licensing requests (of `stream`, None: any) are granted and
+        charged, and their answers kept back until `release()` (or the simulator stops):
+        time for a test to kill the client between sending and answer."""
+        hold = self.add_fault("POST", self._licensing_path(stream), action="hold", times=times)
+        assert hold is not None
+        return hold
+
+    def time_out_next_license(
+        self, stream: str | None = None, delay_s: float = 30.0, times: int = 1
+    ) -> Hold:
+        """The next licensing requests are granted and charged, then answered `delay_s` late
+        (longer than the client waits); the Hold can send them at once."""
+        hold = self.add_fault(
+            "POST", self._licensing_path(stream), action="delay", delay_s=delay_s, times=times
+        )
+        assert hold is not None
+        return hold
+
+    def reset_next_license(self, stream: str | None = None, times: int = 1) -> None:
+        """The next licensing requests are granted and charged, then their connection reset."""
+        self.add_fault("POST", self._licensing_path(stream), action="reset_after", times=times)
+
+    def license_requests(self, stream: str | None = None) -> list[LicenseRequest]:
+        """The licensing POSTs received (held ones too), in order, with their parsed bodies."""
+        with self._lock:
+            return [r for r in self._license_log if stream in (None, r.stream)]
+
+    def grants(self, stream: str | None = None, *, sandbox: bool = False) -> list[Grant]:
+        """Every item licensed (`sandbox`: granted by the sandbox instead), in order."""
+        return [
+            one
+            for request in self.license_requests(stream)
+            for one in request.grants
+            if one.sandbox == sandbox
+        ]
+
+    def credits_spent(self, stream: str | None = None, media_id: str | None = None) -> int:
+        """The credits licensing spent: all, or of one stream, or of one media id."""
+        return sum(one.credits for one in self.grants(stream) if media_id in (None, one.media_id))
+
+    def credits_by_media(self) -> dict[tuple[str, str], int]:
+        """The credits spent per (stream, media id)."""
+        spent: dict[tuple[str, str], int] = {}
+        for one in self.grants():
+            key = (one.stream, one.media_id)
+            spent[key] = spent.get(key, 0) + one.credits
+        return spent
+
+    def sandbox_credits(self) -> int:
+        """The allotment charges the sandbox answered with, spent from no subscription."""
+        return sum(one.credits for one in self.grants(sandbox=True))
+
+    def _license(self, stream: str, request: Request) -> Answer:
+        def logged(answer: Answer, error: str | None, outcomes: Sequence[Outcome] = ()) -> Answer:
+            grants = tuple(
+                Grant(
+                    stream,
+                    outcome.wanted.media_id,
+                    outcome.wanted.subscription.id,
+                    outcome.license.id if outcome.license is not None else None,
+                    outcome.credits,
+                    self.sandbox,
+                )
+                for outcome in outcomes
+                if outcome.error is None
+            )
+            errors = tuple(o.error for o in outcomes if o.error is not None)
+            record = LicenseRequest(
+                stream,
+                request.query,
+                parsed_body(request.body),
+                answer.status,
+                error,
+                grants,
+                errors,
+            )
+            with self._lock:
+                self._license_log.append(record)
+            return answer
+
+        if self.sandbox and stream not in SANDBOX_STREAMS:
+            message = f"Licensing {stream} is not available in the licensing sandbox"
+            return logged(error_answer(403, message), message)
+        now = self.catalog.now()
+        try:
+            wanted = parse_request(self.catalog, stream, request.query, request.body, now)
+        except BadRequest as bad:
+            return logged(bad.answer(), str(bad))
+        outcomes = grant(self.catalog, stream, wanted, now, self.sandbox)
+        for outcome in outcomes:
+            if outcome.license is not None:
+                self._publish(outcome.license)
+        base_url = self.base_url
+        answer = json_answer(
+            200,
+            results(stream, outcomes, lambda outcome: self._grant_url(stream, outcome, base_url)),
+        )
+        return logged(answer, None, outcomes)
+
+    def _grant_url(self, stream: str, outcome: Outcome, base_url: str) -> str:
+        if outcome.license is not None:
+            return self._links.url(outcome.license, base_url)
+        size = outcome.wanted.size
+        return f"{base_url}/files/{_SANDBOX_TOKEN}{stream}/sample_{size}{file_ext(stream, size)}"
+
+    def _subscriptions(self) -> Answer:
+        return json_answer(200, {"data": [sub.to_api() for sub in self.catalog.subscriptions()]})
 
     # -- the files served ------------------------------------------------------------------
 
@@ -302,6 +457,10 @@ class Simulator:
         listing = _LIST.fullmatch(request.path)
         if listing and request.method == "GET":
             return self._license_list(listing[1], request)
+        if listing and request.method == "POST":
+            return self._license(listing[1], request)
+        if request.path == "/v2/user/subscriptions" and request.method == "GET":
+            return self._subscriptions()
         download = _REDOWNLOAD.fullmatch(request.path)
         if download and request.method == "POST":
             return redownload(
@@ -351,6 +510,8 @@ class Simulator:
         match = _FILE.fullmatch(request.path)
         if match is None or request.method not in ("GET", "HEAD"):
             return raw_answer(404, b"Not Found", "text/plain")
+        if match[1].startswith(_SANDBOX_TOKEN):
+            return self._sandbox_file(match[1][len(_SANDBOX_TOKEN) :], match[2], request)
         license_id = self._links.license_id(match[1])
         if license_id is None:
             return raw_answer(403, b"Forbidden: this link is invalid or has expired", "text/plain")
@@ -363,6 +524,16 @@ class Simulator:
             self.catalog.file_size(key),
             request.headers.get("Range"),
             request.headers.get("If-Range"),
+        )
+
+    def _sandbox_file(self, stream: str, name: str, request: Request) -> Answer:
+        """The sandbox's preset sample, one per stream and size."""
+        size = name.removeprefix("sample_").rsplit(".", 1)[0]
+        if stream not in SANDBOX_STREAMS or not name.startswith("sample_"):
+            return raw_answer(404, b"Not Found", "text/plain")
+        key = FileKey(stream, "sandbox-sample", size)
+        return file_answer(
+            key, 24_576, request.headers.get("Range"), request.headers.get("If-Range")
         )
 
     def _record(self, record: RequestRecord) -> None:
@@ -429,6 +600,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     def _send(self, answer: Answer) -> None:
+        if answer.hold is not None and not answer.hold.block():
+            self._reset()
+            return
         if answer.cut == "reset":
             self._reset()
             return
