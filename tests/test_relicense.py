@@ -1,0 +1,169 @@
+"""Relicensing end to end against the simulator, which licenses with credits and can hold,
+delay or reset its answers: budgets, dry runs, and never buying twice."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from syncd.simulator import Catalog, Simulator
+from tests.conftest import TOKEN, Syncd, sigkill
+
+FILE = 3000
+ON = {"SYNCD_SYNC__RELICENSE": "true"}
+
+
+@pytest.fixture
+def simulated():
+    started: list[Simulator] = []
+
+    def start(catalog: Catalog) -> Simulator:
+        sim = Simulator(catalog, token=TOKEN).start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()
+
+
+def locked_images(count: int) -> Catalog:
+    """``count`` image licenses that cannot be redownloaded (is_downloadable: false)."""
+    catalog = Catalog(seed=count)
+    for n in range(count):
+        catalog.add(
+            "images",
+            download_time=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=n),
+            is_downloadable=False,
+            file_size=FILE,
+        )
+    return catalog
+
+
+def reasons(syncd: Syncd) -> list[str]:
+    with sqlite3.connect(syncd.db_path) as db:
+        return [
+            r[0] or "" for r in db.execute("select reason from licenses where status != 'stored'")
+        ]
+
+
+def intents(syncd: Syncd) -> list[tuple]:
+    with sqlite3.connect(syncd.db_path) as db:
+        return db.execute("select media_id, state, credits from relicense_intents").fetchall()
+
+
+def test_a_budget_of_3_spends_exactly_3_credits_and_a_dry_run_spends_none(tmp_path, simulated):
+    syncd = Syncd(tmp_path, simulated(locked_images(10)))
+    env = {**ON, "SYNCD_SYNC__RELICENSE_BUDGET": "3"}
+    planned = syncd.run(
+        "sync", "--dry-run", "--json", "--no-progress", "--media", "images", env=env
+    )
+    assert planned.returncode == 0, planned.stderr
+    assert planned.summary["credits_planned"] == 3 and planned.summary["planned"] == 3
+    assert planned.summary["credits_spent"] == 0 and planned.summary["unavailable"] == 7
+    assert planned.stdout.count("would relicense") == 3
+    assert syncd.sim.credits_spent() == 0 and syncd.sim.license_requests() == []
+
+    done = syncd.sync("--media", "images", env=env)
+    assert done.returncode == 0, done.stderr
+    assert syncd.sim.credits_spent() == 3
+    assert done.summary["relicensed"] == 3 and done.summary["credits_spent"] == 3
+    assert done.summary["unavailable"] == 7 and done.summary["downloaded"] == 0
+    assert len(syncd.stored_files()) == 3
+    budget = [r for r in reasons(syncd) if r.startswith("budget")]
+    assert len(budget) == 7, reasons(syncd)
+    # over budget stays queued: the next run with budget relicenses 3 more, never the first 3
+    again = syncd.sync("--media", "images", env=env)
+    assert again.returncode == 0, again.stderr
+    assert syncd.sim.credits_spent() == 6
+    assert max(syncd.sim.credits_by_media().values()) == 1  # no asset licensed twice
+
+
+def test_relicensing_off_or_budget_0_sends_no_licensing_request(tmp_path, simulated):
+    syncd = Syncd(tmp_path, simulated(locked_images(4)))
+    assert syncd.sync("--media", "images").returncode == 0
+    assert syncd.sync("--media", "images", env=ON).returncode == 0  # budget 0 by default
+    assert syncd.sim.license_requests() == [] and syncd.sim.credits_spent() == 0
+
+
+def test_sigkill_after_the_request_is_sent_spends_no_second_credit(tmp_path, simulated):
+    syncd = Syncd(tmp_path, simulated(locked_images(1)))
+    syncd.env.update({**ON, "SYNCD_SYNC__RELICENSE_BUDGET": "5"})
+    hold = syncd.sim.hold_next_license()
+    process = syncd.start("sync", "--json", "--no-progress", "--media", "images")
+    assert hold.wait_reached(30), "the licensing request never came"
+    sigkill(process)  # granted and charged, the answer never reached syncd
+    hold.release()
+    assert syncd.sim.credits_spent() == 1
+    assert [state for _, state, _ in intents(syncd)] == ["sending"]
+    again = syncd.sync("--media", "images")
+    assert again.returncode == 0, again.stderr
+    assert syncd.sim.credits_spent() == 1  # settled from the history, not bought again
+    assert len(syncd.stored_files()) == 1
+    assert [state for _, state, _ in intents(syncd)] == ["confirmed"]
+
+
+@pytest.mark.parametrize("fault", ["timeout", "reset"])
+def test_a_timeout_or_reset_on_the_licensing_request_is_settled_not_repeated(
+    tmp_path, simulated, fault
+):
+    syncd = Syncd(tmp_path, simulated(locked_images(1)))
+    syncd.env.update({**ON, "SYNCD_SYNC__RELICENSE_BUDGET": "5", "SYNCD_API__TIMEOUT_S": "2"})
+    if fault == "timeout":
+        syncd.sim.time_out_next_license(delay_s=20)
+    else:
+        syncd.sim.reset_next_license()
+    first = syncd.sync("--media", "images")
+    assert syncd.sim.credits_spent() == 1
+    assert len(syncd.sim.license_requests()) == 1  # never retried
+    assert first.summary["relicensed"] == 0
+    assert [state for _, state, _ in intents(syncd)] == ["unknown"]
+    again = syncd.sync("--media", "images")
+    assert again.returncode == 0, again.stderr
+    assert syncd.sim.credits_spent() == 1 and len(syncd.sim.license_requests()) == 1
+    assert len(syncd.stored_files()) == 1
+    assert [state for _, state, _ in intents(syncd)] == ["confirmed"]
+
+
+def test_two_processes_on_one_database_never_license_a_need_twice(tmp_path, simulated):
+    sim = simulated(locked_images(12))
+    runs = [Syncd(tmp_path / name, sim) for name in ("a", "b")]
+    for one in runs:
+        one.home.mkdir()
+        one.env.update(
+            {
+                **ON,
+                "SYNCD_SYNC__RELICENSE_BUDGET": "20",
+                "SYNCD_DATABASE__URL": f"sqlite:///{tmp_path / 'shared.db'}",
+            }
+        )
+    processes = [one.start("sync", "--json", "--no-progress", "--media", "images") for one in runs]
+    for process in processes:
+        process.communicate(timeout=120)
+    assert max(sim.credits_by_media().values()) == 1
+    assert sim.credits_spent() == 12
+    time.sleep(0.1)
+    for one in runs:  # each storage gets every file, the second through the new licenses
+        done = one.sync("--media", "images")
+        assert done.returncode == 0, done.stderr
+        assert len(one.stored_files()) == 12
+    assert sim.credits_spent() == 12
+
+
+def test_an_api_subscription_gets_price_and_customer_id_or_is_not_used(tmp_path, simulated):
+    catalog = locked_images(2)
+    catalog.clear_subscriptions()
+    catalog.add_subscription("s-api", kind="api", media="images")
+    syncd = Syncd(tmp_path, simulated(catalog))
+    env = {**ON, "SYNCD_SYNC__RELICENSE_BUDGET": "5"}
+    without = syncd.sync("--media", "images", env=env)
+    assert without.returncode == 0, without.stderr
+    assert syncd.sim.license_requests() == [] and without.summary["unavailable"] == 2
+    assert all("customer_id" in r for r in reasons(syncd))
+    env.update({"SYNCD_RELICENSE__CUSTOMER_ID": "c-42", "SYNCD_RELICENSE__PRICE": "9.5"})
+    done = syncd.sync("--media", "images", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.summary["relicensed"] == 2 and syncd.sim.credits_spent() == 2
