@@ -8,6 +8,7 @@ import http.client
 import signal
 import subprocess
 import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -471,6 +472,21 @@ def test_random_faults_from_a_seed(api):
             requests.get(url)
         faults.fail_rate = 1.0
         assert api.get(f"{sim.base_url}/v2/images/licenses").status_code == 500
+
+
+def test_download_delay_holds_back_the_first_byte_of_downloads_only(api):
+    faults = RandomFaults(download_delay_ms=400)
+    with Simulator(Catalog.example(), token=TOKEN, random_faults=faults) as sim:
+        started = time.monotonic()
+        url = redownload_url(api, sim, "images", "i4117504982", "huge")
+        api_s = time.monotonic() - started
+        started = time.monotonic()
+        with requests.get(url, stream=True) as answer:
+            first_byte_s = time.monotonic() - started
+            body = answer.content
+    assert api_s < 0.3
+    assert first_byte_s >= 0.4
+    assert len(body) == sim.expected_size("images", "59656357", "huge")
 
 
 def test_reset_log_forgets_requests(sim, api):

@@ -83,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--latency-ms", type=_count, default=0, metavar="N", help="delay added to every API request"
     )
+    faults.add_argument(
+        "--download-delay-ms",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="delay before the first byte of every download",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -143,7 +150,13 @@ def _catalog(args: argparse.Namespace) -> Catalog:
 
 
 def _random_faults(args: argparse.Namespace) -> RandomFaults | None:
-    rates = (args.fail_rate, args.rate_limit_rate, args.reset_rate, args.latency_ms)
+    rates = (
+        args.fail_rate,
+        args.rate_limit_rate,
+        args.reset_rate,
+        args.latency_ms,
+        args.download_delay_ms,
+    )
     if not any(rates):
         return None
     return RandomFaults(args.seed or 0, *rates)

@@ -169,6 +169,7 @@ class RandomFaults:
     rate_limit_rate: float = 0.0  # API requests answered 429 with Retry-After: 1
     reset_rate: float = 0.0  # downloads reset half-way through the body
     latency_ms: int = 0  # added to every API request
+    download_delay_ms: int = 0  # waited before a download's first byte (a slow CDN start)
 
     def __post_init__(self):
         self._rng = random.Random(self.seed)
@@ -184,6 +185,11 @@ class RandomFaults:
         if roll < self.fail_rate + self.rate_limit_rate:
             return json_answer(429, {"message": "Too many requests"}, {"Retry-After": "1"})
         return None
+
+    def delay_download(self) -> None:
+        """Waits the download delay: the file host's time to the first byte."""
+        if self.download_delay_ms:
+            time.sleep(self.download_delay_ms / 1000)
 
     def cut_download(self) -> bool:
         with self._lock:

@@ -442,6 +442,8 @@ class Simulator:
     def _with_random_faults(self, request: Request, faults: RandomFaults) -> Answer:
         if request.path.startswith("/v2"):
             return faults.api_answer() or self._route(request)
+        if request.path.startswith("/files/"):
+            faults.delay_download()
         answer = self._route(request)
         if request.method == "GET" and answer.status in (200, 206) and faults.cut_download():
             return dataclasses.replace(answer, cut="truncate")
