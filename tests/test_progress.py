@@ -119,30 +119,30 @@ def test_the_display_updates_in_place_and_ends_showing_every_file(slow_syncd):
 
 
 def test_a_warning_during_the_run_is_printed_above_the_display_whole(slow_syncd):
-    # once the display shows, the next redownload is answered 503: a retry warning mid-run
-    # (four files are fetched at a time, two seconds each: four redownloads are still to come)
+    # once the display shows, the next file download is answered 503: a retry warning mid-run
+    # (four files are fetched at a time, two seconds each; the redownload URLs were all asked
+    # for ahead of the transfers, so the files' own requests are what is still to come)
     def fault() -> None:
-        slow_syncd.sim.add_fault("POST", r"/licenses/[^/]+/downloads$", status=503, times=1)
+        slow_syncd.sim.add_fault("GET", r"^/files/", status=503, times=1)
 
     run = on_terminal(
         slow_syncd, "sync", "--media", "images", "--json", once=(rb"files 0/8", fault)
     )
     # it came while the display showed: between two draws of it
-    before, _, after = run.raw.partition(b"request.retry")
+    before, _, after = run.raw.partition(b"transfer.retry")
     assert b"files 0/8" in before and b"files " in after
     assert run.returncode == 0, run.screen
-    [warning] = run.rows_with("request.retry")
+    [warning] = run.rows_with("transfer.retry")
     [display] = run.rows_with("licenses paged")
     assert warning < display - 1  # above the display and its first line
     # the line is longer than the terminal is wide: the terminal wraps it, nothing cuts it
     line = run.logical_line(warning)
-    assert re.fullmatch(
-        r"\S+Z \[warning +\] request\.retry +attempt=1 error='POST "
-        r"/v2/images/licenses/(\w+)/downloads: HTTP 503: [^']+' "
-        r"request='POST /v2/images/licenses/\1/downloads' wait_s=\d+\.\d+",
+    assert re.match(
+        r"\S+Z \[warning +\] transfer\.retry +attempt=1 error='HTTP 503' license_id=\w+ "
+        r"resume_from=None stream=images wait_s=\d+\.\d+",
         line,
     ), line
-    assert len(run.rows_with("request.retry")) == 1 and len(run.rows_with("files ")) == 1
+    assert len(run.rows_with("transfer.retry")) == 1 and len(run.rows_with("files ")) == 1
     # while it showed, info lines were hidden
     assert b"file.stored" not in run.raw and b"page.fetched" not in run.raw
 
