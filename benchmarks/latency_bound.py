@@ -66,28 +66,11 @@ TARGET_RATIO = 1.25  # syncd's wall time over the ideal, at most
 TARGET_SPEEDUP = 2.0  # the plain recipe's wall time over syncd's, at least
 
 
-def request_kind(record: Any) -> str:
-    """tests/conftest.py's request_kind: list, redownload, details, updated or other."""
-    path = record.path
-    if record.method == "POST" and path.endswith("/downloads"):
-        return "redownload"
-    if path.endswith("/licenses"):
-        return "list"
-    if path.endswith("/updated"):
-        return "updated"
-    if path in ("/v2/images", "/v2/videos", "/v2/audio") or (
-        path.startswith(("/v2/editorial/images/", "/v2/editorial/videos/")) and path.count("/") == 4
-    ):
-        return "details"
-    return "other"
-
-
 def requests_by_kind(sim: Any, since: int) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for record in sim.api_requests()[since:]:
-        kind = request_kind(record)
-        counts[kind] = counts.get(kind, 0) + 1
-    return dict(sorted(counts.items()))
+    """The API requests from the ``since``-th on, by kind (tests/conftest.py's count)."""
+    from tests.conftest import requests_by_kind as counted
+
+    return dict(sorted(counted(sim, since).items()))
 
 
 def probe_list(sim: Any, catalog: Any, files: list[FileEntry], path: Path) -> None:

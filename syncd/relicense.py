@@ -33,7 +33,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.api.client import ApiClient, ApiError, api_moment
-from syncd.api.records import MalformedResponse, parse_time
+from syncd.api.records import MalformedResponse, parse_license_page, parse_time
 from syncd.config import Config
 from syncd.db import ledger
 from syncd.db.models import RelicenseIntent
@@ -561,8 +561,6 @@ def _licensed_since(client: ApiClient, stream: LicenseStream, media_id: str, sin
     for page in range(1, 51):
         params["page"] = page
         document = client.request("GET", f"/v2/{stream.path}/licenses", params=params)
-        from syncd.api.records import parse_license_page
-
         try:
             listed = parse_license_page(document, stream.media_type, stream.media_key)
         except MalformedResponse as exc:

@@ -121,6 +121,7 @@ class SyncRun:
         self._open_groups: Counter = Counter()  # asset -> its groups not yet settled
         self._fetch_total = 0  # files sent to be fetched so far, over the batches
         self._relicenser: Relicenser | None = None  # with sync.relicense: made at the start
+        self._session: Session | None = None  # the main thread's, while the run goes
 
     # --- set-up: every check that can fail with exit 2 or 4 comes before any request ----------
 
@@ -511,6 +512,7 @@ class SyncRun:
                 actions[lic.license_id] = Action(UNAVAILABLE, reason, waits_for=RELICENSE)
 
         credits = CREDITS_PER_ITEM
+        assert self._session is not None
         refused = relicenser.budget.reserve(self._session, credits)  # before any request
         if refused is not None:
             unavailable(refused)

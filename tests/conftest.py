@@ -237,3 +237,20 @@ def steady_update_windows() -> int:
 
     now = datetime.now(UTC)
     return 1 if (now - timedelta(hours=1, minutes=2)).date() == now.date() else 2
+
+
+@pytest.fixture
+def simulated():
+    """Starts simulators on catalogs a test builds (``latency_ms``: added to every API
+    answer); stops them after the test."""
+    started: list[Simulator] = []
+
+    def start(catalog: Catalog, latency_ms: int = 0) -> Simulator:
+        faults = RandomFaults(latency_ms=latency_ms) if latency_ms else None
+        sim = Simulator(catalog, token=TOKEN, random_faults=faults).start()
+        started.append(sim)
+        return sim
+
+    yield start
+    for sim in started:
+        sim.stop()

@@ -13,9 +13,9 @@ import pytest
 
 from syncd.api.records import LicensePage
 from syncd.backfill import RangeIgnored, _check_inside, whole_second
-from syncd.simulator import Catalog, RandomFaults, Simulator
+from syncd.simulator import Catalog
 from syncd.streams import LICENSE_STREAMS
-from tests.conftest import TOKEN, Syncd, requests_by_kind, sigkill
+from tests.conftest import Syncd, requests_by_kind, sigkill
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 FILE = 3000  # bytes per file: these tests are about which licenses, not about bytes
@@ -66,21 +66,6 @@ def iso(moment: datetime) -> str:
 def query(record, name: str) -> str | None:
     values = record.query.get(name)
     return values[0] if values else None
-
-
-@pytest.fixture
-def simulated():
-    started: list[Simulator] = []
-
-    def start(catalog: Catalog, latency_ms: int = 0) -> Simulator:
-        faults = RandomFaults(latency_ms=latency_ms) if latency_ms else None
-        sim = Simulator(catalog, token=TOKEN, random_faults=faults).start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        sim.stop()
 
 
 # --- sync.since -------------------------------------------------------------------------------

@@ -9,25 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from syncd.simulator import Catalog, Simulator
-from tests.conftest import TOKEN, Syncd, sigkill
+from syncd.simulator import Catalog
+from tests.conftest import Syncd, sigkill
 
 FILE = 3000
 ON = {"SYNCD_SYNC__RELICENSE": "true"}
-
-
-@pytest.fixture
-def simulated():
-    started: list[Simulator] = []
-
-    def start(catalog: Catalog) -> Simulator:
-        sim = Simulator(catalog, token=TOKEN).start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        sim.stop()
 
 
 def locked_images(count: int) -> Catalog:

@@ -8,27 +8,11 @@ import math
 import sqlite3
 from datetime import UTC, date, datetime, timedelta
 
-import pytest
-
 from syncd.details import IDS_PER_REQUEST
-from syncd.simulator import Catalog, Simulator
-from tests.conftest import TOKEN, Syncd, requests_by_kind
+from syncd.simulator import Catalog
+from tests.conftest import Syncd, requests_by_kind
 
 FILE = 2500
-
-
-@pytest.fixture
-def simulated():
-    started: list[Simulator] = []
-
-    def start(catalog: Catalog) -> Simulator:
-        sim = Simulator(catalog, token=TOKEN).start()
-        started.append(sim)
-        return sim
-
-    yield start
-    for sim in started:
-        sim.stop()
 
 
 def images(count: int, seed: int = 7) -> Catalog:

@@ -782,16 +782,15 @@ def file_removed(session: Session, row: StoredFile) -> None:
 
 
 def forget_xmp(session: Session, row: StoredFile) -> None:
-    """The XMP sidecars recorded beside this file (any style) are no longer there."""
+    """The XMP sidecars recorded beside this file (either style) are no longer there."""
+    from syncd.storage.keys import XMP_STYLES, xmp_key
+
     session.execute(
         table(Sidecar)
         .delete()
         .where(
             Sidecar.storage == row.storage,
-            Sidecar.media_type == row.media_type,
-            Sidecar.media_id == row.media_id,
-            Sidecar.kind.startswith("xmp:"),
-            Sidecar.key.startswith(row.key.rsplit(".", 1)[0], autoescape=True),
+            Sidecar.key.in_([xmp_key(row.key, style) for style in XMP_STYLES]),
         )
     )
 
