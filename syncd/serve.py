@@ -76,19 +76,8 @@ JobRunner = Callable[[Config, Controls, Metrics], JobRun]
 def run_catch_up(config: Config, controls: Controls, metrics: Metrics) -> JobRun:
     from syncd.sync import SyncRun
 
-    run = SyncRun(
-        config,
-        media=config.sync.media,
-        stop=controls.stop,
-        drain=controls.drain,
-        on_request=metrics.record_api_request,
-        updates=config.jobs.updates.off,  # else the updates job runs them
-    )
-    try:
-        result = run.execute()
-    except StorageBusy as exc:
-        return JobRun(False, str(exc), skipped=True)
-    return _sync_like(result, metrics)
+    # with an updates job scheduled, that job runs the /updated streams
+    return _run_like_sync(SyncRun, config, controls, metrics, updates=config.jobs.updates.off)
 
 
 def run_updates(config: Config, controls: Controls, metrics: Metrics) -> JobRun:
@@ -96,29 +85,27 @@ def run_updates(config: Config, controls: Controls, metrics: Metrics) -> JobRun:
 
     if not config.updates.enabled:
         return JobRun(True, "updates.enabled is off: nothing to do")
-    run = UpdatesRun(
-        config,
-        media=config.sync.media,
-        stop=controls.stop,
-        drain=controls.drain,
-        on_request=metrics.record_api_request,
-    )
-    try:
-        result = run.execute()
-    except StorageBusy as exc:
-        return JobRun(False, str(exc), skipped=True)
-    return _sync_like(result, metrics)
+    return _run_like_sync(UpdatesRun, config, controls, metrics)
 
 
 def run_backfill(config: Config, controls: Controls, metrics: Metrics) -> JobRun:
     from syncd.backfill import BackfillRun
 
-    run = BackfillRun(
+    return _run_like_sync(BackfillRun, config, controls, metrics)
+
+
+def _run_like_sync(
+    kind: Any, config: Config, controls: Controls, metrics: Metrics, **options: Any
+) -> JobRun:
+    """One run of a SyncRun kind over ``sync.media``, stopped by serve's controls; skipped
+    when another process holds the storage."""
+    run = kind(
         config,
         media=config.sync.media,
         stop=controls.stop,
         drain=controls.drain,
         on_request=metrics.record_api_request,
+        **options,
     )
     try:
         result = run.execute()
