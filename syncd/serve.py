@@ -227,13 +227,17 @@ class Daemon:
         self.server = start_metrics_server(config.serve.metrics_address, self.metrics)
 
     def run(self) -> int:
-        self.prepare()
-        where = logs.announce_config(self.config, "serve")
+        # the signals are ours before start-up's first write (the storage probe): a SIGTERM
+        # while migrations run lets them finish, then serve exits 0 without scheduling
         previous = {
             sig: signal.signal(sig, self._on_signal)
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
         }
         try:
+            self.prepare()
+            where = logs.announce_config(self.config, "serve")
+            if self._stopping.is_set():
+                return 0
             self._start_scheduler()
             listening = "off" if self.server is None else "{}:{}".format(*self.server.address)
             log.info("serve.ready", jobs=sorted(self._schedules), metrics=listening)

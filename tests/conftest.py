@@ -136,7 +136,11 @@ class Syncd:
         if self.s3 is not None:
             return self.s3.unfinished_uploads()
         partial = self.root / ".syncd-partial"
-        return sorted(p.name for p in partial.iterdir()) if partial.is_dir() else []
+        if not partial.is_dir():
+            return []
+        # start-up's writability probe is made and removed at once: it is not a download
+        # (a test that took it for one would signal a process still starting up)
+        return sorted(p.name for p in partial.iterdir() if not p.name.startswith("probe-"))
 
     def leave_partial(self, key: str) -> None:
         """What a killed run leaves while writing ``key``: a partial file, or on S3 an
