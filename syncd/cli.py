@@ -11,12 +11,12 @@ import threading
 from contextlib import contextmanager
 from dataclasses import replace
 
-import structlog
 from sqlalchemy.exc import SQLAlchemyError
 
 from syncd import __version__, logs
 from syncd.config import MEDIA_TYPES, Config, load
 from syncd.errors import ConfigError, SyncdError
+from syncd.logs import structlog
 
 
 def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:

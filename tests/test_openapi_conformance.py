@@ -59,8 +59,9 @@ def with_seed_003_license_lists(spec: dict) -> dict:
         {"name": "team_history", "in": "query", "schema": {"type": "boolean"}},
     ]
     editorial_images = paths["/v2/editorial/images/licenses"]["get"]
-    paths["/v2/editorial/videos/licenses"] = {
-        "get": {**copy.deepcopy(editorial_images), "operationId": "getEditorialVideoLicenseList"}
+    paths["/v2/editorial/videos/licenses"] = {  # its POST (licensing) is in v1.0.30: kept
+        **paths["/v2/editorial/videos/licenses"],
+        "get": {**copy.deepcopy(editorial_images), "operationId": "getEditorialVideoLicenseList"},
     }
     for stream, media_id in MEDIA_ID_PARAMETER.items():
         paths[f"/v2/{stream}/licenses"]["get"]["parameters"] = [
@@ -476,3 +477,159 @@ def documented_query(spec: dict, method: str, path: str) -> set[str]:
         for parameter in operation.get("parameters", [])
         if parameter["in"] == "query"
     }
+
+
+# -- subscriptions and licensing ---------------------------------------------------------------
+
+
+@pytest.fixture
+def licensing_sim():
+    catalog = Catalog.generate(17, counts={stream: 4 for stream in STREAMS})
+    catalog.add_subscription(
+        "s-api", kind="api", media=("images", "videos"), expires="2098-01-01T00:00:00-05:00"
+    )
+    catalog.add_subscription(
+        "s-ent", kind="enterprise", media="images", required_metadata=("job",), downloads_left=1
+    )
+    with Simulator(catalog, token=TOKEN) as simulator:
+        yield simulator
+
+
+def first_id(sim, stream: str) -> str:
+    return sim.catalog.history(stream)[0].media_id
+
+
+def test_the_subscription_list_conforms(openapi, licensing_sim, api):
+    answer = api.get(f"{licensing_sim.base_url}/v2/user/subscriptions")
+    assert answer.status_code == 200
+    data = checked(openapi, answer).json()["data"]
+    assert {"s8906043", "s-api", "s-ent"} <= {sub["id"] for sub in data}
+    assert all(sub["formats"] and "allotment" in sub for sub in data)
+
+
+@pytest.mark.parametrize(
+    "stream, body, params, id_key",
+    [
+        (
+            "images",
+            {"images": [{"image_id": "", "size": "medium"}]},
+            {"subscription_id": "s8906043"},
+            "image_id",
+        ),
+        (
+            "images",
+            {"images": [{"image_id": "", "price": 0, "metadata": {"customer_id": "c"}}]},
+            {"subscription_id": "s-api", "format": "jpg", "size": "small"},
+            "image_id",
+        ),
+        (
+            "images",
+            {
+                "images": [
+                    {
+                        "image_id": "",
+                        "subscription_id": "s-ent",
+                        "metadata": {"job": ""},
+                        "editorial_acknowledgement": True,
+                    }
+                ]
+            },
+            {},
+            "image_id",
+        ),
+        (
+            "videos",
+            {"videos": [{"video_id": "", "size": "hd", "subscription_id": "s8241443"}]},
+            {},
+            "video_id",
+        ),
+        ("audio", {"audio": [{"audio_id": ""}]}, {"license": "audio_platform"}, "audio_id"),
+        (
+            "editorial/images",
+            {
+                "country": "USA",
+                "editorial": [{"editorial_id": "", "license": "premier_editorial_all_digital"}],
+            },
+            {},
+            "editorial_id",
+        ),
+        (
+            "editorial/videos",
+            {
+                "country": "USA",
+                "editorial": [
+                    {
+                        "editorial_id": "",
+                        "license": "premier_editorial_video_comp",
+                        "size": "original",
+                    }
+                ],
+            },
+            {},
+            "editorial_id",
+        ),
+    ],
+)
+def test_every_licensing_request_and_answer_conform(
+    openapi, licensing_sim, api, stream, body, params, id_key
+):
+    media_id = first_id(licensing_sim, stream)
+    items = body[list(body)[-1]] if stream.startswith("editorial/") else body[list(body)[0]]
+    items[0][id_key] = media_id
+    answer = api.post(f"{licensing_sim.base_url}/v2/{stream}/licenses", json=body, params=params)
+    assert answer.status_code == 200, answer.text
+    [item] = checked(openapi, answer).json()["data"]
+    assert item[id_key] == media_id and item["allotment_charge"] == 1 and "error" not in item
+    assert licensing_sim.credits_spent(stream, media_id) == 1
+    listed = api.get(
+        f"{licensing_sim.base_url}/v2/{stream}/licenses",
+        params={MEDIA_ID_PARAMETER[stream]: media_id, "team_history": "true"},
+    )
+    assert item["license_id"] in {lic["id"] for lic in validated(openapi, listed).json()["data"]}
+
+
+def test_a_per_item_error_conforms(openapi, licensing_sim, api):
+    body = {"images": [{"image_id": "404"}, {"image_id": first_id(licensing_sim, "images")}]}
+    answer = api.post(
+        f"{licensing_sim.base_url}/v2/images/licenses",
+        json=body,
+        params={"subscription_id": "s8906043"},
+    )
+    data = checked(openapi, answer).json()["data"]
+    assert [("error" in item) for item in data] == [True, False]
+
+
+@pytest.mark.parametrize(
+    "stream, body, params",
+    [
+        ("images", {"images": [{"image_id": "x"}]}, {"subscription_id": "s-api"}),  # no price
+        ("images", {"images": [{"image_id": "x", "subscription_id": "s-ent"}]}, {}),  # no job
+        ("videos", {"videos": [{"video_id": "x"}]}, {"subscription_id": "s404"}),
+        ("audio", {"audio": [{"audio_id": "x"}]}, {}),  # no license
+        (
+            "editorial/images",
+            {"country": "USA", "editorial": [{"editorial_id": "x", "license": ""}]},
+            {},
+        ),
+    ],
+)
+def test_licensing_refusals_have_the_error_shape(
+    openapi, error_schema, licensing_sim, api, stream, body, params
+):
+    answer = api.post(f"{licensing_sim.base_url}/v2/{stream}/licenses", json=body, params=params)
+    assert answer.status_code == 400
+    openapi.validate_request(as_documented(answer.request))  # the reference allows each body
+    check_error(openapi, error_schema, answer)
+    assert licensing_sim.credits_spent() == 0
+
+
+def test_the_reference_rejects_an_editorial_license_without_country_or_license(openapi):
+    for body in (
+        {"editorial": [{"editorial_id": "1n", "license": "premier_editorial_all_digital"}]},
+        {"country": "USA", "editorial": [{"editorial_id": "1n"}]},
+        {"images": [{"size": "huge"}]},
+    ):
+        path = "/v2/images/licenses" if "images" in body else "/v2/editorial/images/licenses"
+        sent = requests.Request("POST", API_SERVER + path, json=body)
+        with pytest.raises(RequestValidationError):
+            openapi.validate_request(RequestsOpenAPIRequest(sent))

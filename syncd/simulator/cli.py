@@ -6,11 +6,13 @@ import argparse
 import signal
 import sys
 import threading
+from typing import TYPE_CHECKING
 
 from syncd.config import is_loopback
-from syncd.simulator.catalog import STREAMS, Catalog
-from syncd.simulator.faults import RandomFaults
-from syncd.simulator.server import Simulator
+
+if TYPE_CHECKING:
+    from syncd.simulator.catalog import Catalog
+    from syncd.simulator.faults import RandomFaults
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -93,6 +95,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from syncd.simulator.server import Simulator
+
     problem = _problem(args)
     if problem:
         print(f"syncd simulator: {problem}", file=sys.stderr)
@@ -140,6 +144,8 @@ def _problem(args: argparse.Namespace) -> str | None:
 
 
 def _catalog(args: argparse.Namespace) -> Catalog:
+    from syncd.simulator.catalog import STREAMS, Catalog
+
     if args.seed is None:
         return Catalog.example()
     per_stream = 50 if args.licenses is None else args.licenses
@@ -150,6 +156,8 @@ def _catalog(args: argparse.Namespace) -> Catalog:
 
 
 def _random_faults(args: argparse.Namespace) -> RandomFaults | None:
+    from syncd.simulator.faults import RandomFaults
+
     rates = (
         args.fail_rate,
         args.rate_limit_rate,
