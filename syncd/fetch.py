@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.client import HTTPException
 from typing import Any
 from urllib.parse import urljoin
@@ -18,7 +19,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 
 from syncd.api.client import ApiClient, ApiError, Forbidden, NotFound
 from syncd.api.http import make_session, proxies_for
-from syncd.api.records import MalformedResponse
+from syncd.api.records import LicenseRecord, MalformedResponse
 from syncd.api.retry import RetryPolicy, is_retriable
 from syncd.bwlimit import RateLimit
 from syncd.config import check_url_allowed
@@ -88,6 +89,7 @@ class StoredObject:
     sha256: str
     license_id: str
     credits: int = 0  # > 0: fetched through a new license, at that cost
+    new_license: LicenseRecord | None = None  # that license, as the history shows it
 
 
 class FetchFailed(Exception):
@@ -234,6 +236,7 @@ class Fetcher:
                 "another syncd run has relicensed or is relicensing this asset and size",
                 unavailable=True,
             )
+        asked_at = datetime.now(UTC)
         try:
             document = self.client.request(
                 "POST", "/v2/" + order.path, params=order.query, json_body=order.body, retries=0
@@ -291,8 +294,38 @@ class Fetcher:
                 "it through the new license"
             ) from None
         return StoredObject(
-            stored.key, stored.size_bytes, stored.sha256, license_id, credits=licensed.credits
+            stored.key,
+            stored.size_bytes,
+            stored.sha256,
+            license_id,
+            credits=licensed.credits,
+            new_license=self._new_license(need, asked_at, licensed.new_license_id),
         )
+
+    def _new_license(
+        self, need: Need, asked_at: datetime, license_id: str | None
+    ) -> LicenseRecord | None:
+        """The new license as the history lists it, to be recorded with the file at once; when
+        the history cannot be read now, the next catch-up records it (its file is stored)."""
+        from syncd import relicense as rl
+
+        try:
+            found = rl.new_license_record(
+                self.client, need.stream, need.media_id, asked_at, license_id
+            )
+        except (ApiError, AuthError, OSError) as exc:
+            found, why = None, str(exc)[:300]
+        else:
+            why = "not in the license history yet"
+        if found is None:
+            log.warning(
+                "license.new_not_listed",
+                stream=need.stream.media_type,
+                media_id=need.media_id,
+                license_id=license_id,
+                reason=why,
+            )
+        return found
 
     def _redownload_url(self, need: Need, license_id: str, ahead: Future[str] | None = None) -> str:
         """A fresh download URL for the license: the one asked for ahead (``ahead``), else

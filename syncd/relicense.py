@@ -33,7 +33,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd.api.client import ApiClient, ApiError, api_moment
-from syncd.api.records import MalformedResponse, parse_license_page, parse_time
+from syncd.api.records import LicenseRecord, MalformedResponse, parse_license_page, parse_time
 from syncd.config import Config
 from syncd.db import ledger
 from syncd.db.models import RelicenseIntent
@@ -551,6 +551,23 @@ def settle_unknown(
             )
         session.commit()
     return confirmed, failed
+
+
+def new_license_record(
+    client: ApiClient,
+    stream: LicenseStream,
+    media_id: str,
+    since: datetime,
+    license_id: str | None,
+) -> LicenseRecord | None:
+    """The license a confirmed licensing request made, as the license history shows it (so
+    that it is recorded like any other): the one with ``license_id`` when the answer named it,
+    else the newest of the asset's licenses since ``since``. None when the history does not
+    show it (yet)."""
+    found = _licensed_since(client, stream, media_id, since - SETTLE_MARGIN)
+    if license_id is not None:
+        return next((lic for lic in found if lic.license_id == license_id), None)
+    return max(found, key=lambda lic: lic.download_time, default=None)
 
 
 def _licensed_since(client: ApiClient, stream: LicenseStream, media_id: str, since: datetime):

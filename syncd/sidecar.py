@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from sqlalchemy.orm import Session
 
+from syncd.api.records import LicenseRecord
 from syncd.db import ledger
 from syncd.db.models import Asset, License, StoredFile
 from syncd.storage.base import Storage
@@ -102,6 +103,26 @@ class SidecarBook:
             [f for f in files if f.key != row.key and f.size != row.size] + [row],
             key=lambda f: f.key,
         )
+
+    def add_license(self, lic: LicenseRecord) -> None:
+        """A license recorded during the run (a new one from relicensing)."""
+        held = self._licenses.setdefault((lic.media_type, lic.media_id), [])
+        if any(row.license_id == lic.license_id for row in held):
+            return
+        row = License(
+            media_type=lic.media_type,
+            license_id=lic.license_id,
+            media_id=lic.media_id,
+            size=lic.size,
+            format=lic.format,
+            license=lic.license,
+            download_time=ledger.naive_utc(lic.download_time),
+            subscription_id=lic.subscription_id,
+            username=lic.username,
+            is_downloadable=lic.is_downloadable,
+            license_metadata=lic.metadata,
+        )
+        held[:] = sorted([*held, row], key=lambda r: (r.download_time, r.license_id))
 
     def write(self, media_type: str, media_id: str) -> None:
         asset = self._rows.get((media_type, media_id))

@@ -783,6 +783,14 @@ class SyncRun:
             if stored.credits:
                 self.result.count(first.media_type, "relicensed")
                 self.result.count(first.media_type, "credits_spent", stored.credits)
+            if stored.new_license is not None and not self.dry_run:
+                # the new license, recorded like any other, holds the file it brought and
+                # joins the sidecar written below
+                ledger.record_licenses(session, [stored.new_license])
+                book.add_license(stored.new_license)
+                self._set(
+                    first.media_type, stored.new_license.license_id, ledger.STORED, None, stored.key
+                )
             else:
                 self.result.count(first.media_type, "downloaded")
             self.result.count(first.media_type, "bytes_downloaded", stored.size_bytes)
