@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.client import HTTPException
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 import requests
@@ -23,10 +23,15 @@ from syncd.api.records import LicenseRecord, MalformedResponse
 from syncd.api.retry import RetryPolicy, is_retriable
 from syncd.bwlimit import RateLimit
 from syncd.config import check_url_allowed
+from syncd.db.ledger import RELICENSE
 from syncd.errors import AuthError
 from syncd.storage.base import Storage
 from syncd.storage.keys import UnsafeValue, check_key, extension_of, render
 from syncd.streams import LicenseStream
+
+if TYPE_CHECKING:
+    from syncd.relicense import Licensed, Relicenser
+
 from syncd.transfer import (
     BrokenTransfer,
     InlineSink,
@@ -94,12 +99,14 @@ class StoredObject:
 
 class FetchFailed(Exception):
     """The license's file could not be fetched. ``unavailable``: the API says it never will be
-    by redownload (as opposed to an error worth trying again)."""
+    by redownload (as opposed to an error worth trying again); ``waits_for``: the switch under
+    which a later run queues it again (a relicensing over budget)."""
 
-    def __init__(self, reason: str, unavailable: bool = False):
+    def __init__(self, reason: str, unavailable: bool = False, waits_for: str | None = None):
         super().__init__(reason)
         self.reason = reason
         self.unavailable = unavailable
+        self.waits_for = waits_for
 
 
 class _UrlGone(Exception):
@@ -224,55 +231,18 @@ class Fetcher:
     def _fetch_relicensed(self, need: Need, license_id: str, order: RelicenseOrder) -> StoredObject:
         """Licenses the need anew (at most once: through its intent) and stores the file from
         the fresh URL at once."""
-        from syncd import relicense as rl
-
         relicenser = self.relicenser
         if relicenser is None:
             raise FetchFailed("relicensing is off")
         stream, media_id, size = need.stream, need.media_id, need.size
-        if not relicenser.claim(stream, media_id, size, license_id, order.subscription_id):
-            relicenser.budget.release(order.credits)
-            raise FetchFailed(
-                "another syncd run has relicensed or is relicensing this asset and size",
-                unavailable=True,
-            )
-        asked_at = datetime.now(UTC)
-        try:
-            document = self.client.request(
-                "POST", "/v2/" + order.path, params=order.query, json_body=order.body, retries=0
-            )
-        except AuthError:
-            relicenser.settle(stream, media_id, size, rl.FAILED, error="401")
-            relicenser.budget.release(order.credits)
-            raise
-        except ApiError as exc:
-            if exc.status is None or exc.status >= 500:
-                relicenser.settle(stream, media_id, size, rl.UNKNOWN, error=str(exc)[:500])
-                raise FetchFailed(
-                    f"relicensing got no answer ({exc}): whether it licensed is unknown; the "
-                    "license history settles it before anything is sent again"
-                ) from None
-            relicenser.settle(stream, media_id, size, rl.FAILED, error=str(exc)[:500])
-            relicenser.budget.release(order.credits)
-            raise FetchFailed(f"relicensing refused: {exc}") from None
-        try:
-            licensed = rl.parse_result(document, order.id_key, media_id)
-        except rl.ItemRefused as exc:
-            relicenser.settle(stream, media_id, size, rl.FAILED, error=str(exc))
-            relicenser.budget.release(order.credits)
-            raise FetchFailed(f"relicensing refused: {exc}") from None
-        except MalformedResponse as exc:
-            relicenser.settle(stream, media_id, size, rl.UNKNOWN, error=str(exc)[:500])
-            raise FetchFailed(f"relicensing answer unusable ({exc}); settled later") from None
-        relicenser.settle(
-            stream,
-            media_id,
-            size,
-            rl.CONFIRMED,
-            credits=licensed.credits,
-            new_license_id=licensed.new_license_id,
-            error=None,
-        )
+        # while no answer has told what an item of this subscription costs, its requests go
+        # one at a time: the first answer's allotment_charge sets what the next reserve
+        gate = relicenser.charge_gate(order.subscription_id)
+        if gate is None:
+            licensed, asked_at = self._license(need, license_id, order, relicenser)
+        else:
+            with gate:
+                licensed, asked_at = self._license(need, license_id, order, relicenser)
         log.info(
             "license.relicensed",
             stream=stream.media_type,
@@ -301,6 +271,71 @@ class Fetcher:
             credits=licensed.credits,
             new_license=self._new_license(need, asked_at, licensed.new_license_id),
         )
+
+    def _license(
+        self, need: Need, license_id: str, order: RelicenseOrder, relicenser: Relicenser
+    ) -> tuple[Licensed, datetime]:
+        """The licensing request through the need's intent: what it licensed, and when it
+        was asked for."""
+        from syncd import relicense as rl
+
+        stream, media_id, size = need.stream, need.media_id, need.size
+        credits = order.credits
+        # an answer since the planning said this subscription charges more per item
+        extra = relicenser.known_charge(order.subscription_id) - credits
+        if extra > 0:
+            with relicenser.sessions() as session:
+                refused = relicenser.budget.reserve(session, extra)
+            if refused is not None:
+                relicenser.budget.release(credits)
+                raise FetchFailed(refused, unavailable=True, waits_for=RELICENSE)
+            credits += extra
+        if not relicenser.claim(stream, media_id, size, license_id, order.subscription_id, credits):
+            relicenser.budget.release(credits)
+            raise FetchFailed(
+                "another syncd run has relicensed or is relicensing this asset and size",
+                unavailable=True,
+            )
+        relicenser.budget.claimed(credits)
+        asked_at = datetime.now(UTC)
+        try:
+            document = self.client.request(
+                "POST", "/v2/" + order.path, params=order.query, json_body=order.body, retries=0
+            )
+        except AuthError:
+            relicenser.settle(stream, media_id, size, rl.FAILED, error="401")
+            relicenser.budget.release(credits, claimed=True)
+            raise
+        except ApiError as exc:
+            if exc.status is None or exc.status >= 500:
+                relicenser.settle(stream, media_id, size, rl.UNKNOWN, error=str(exc)[:500])
+                raise FetchFailed(
+                    f"relicensing got no answer ({exc}): whether it licensed is unknown; the "
+                    "license history settles it before anything is sent again"
+                ) from None
+            relicenser.settle(stream, media_id, size, rl.FAILED, error=str(exc)[:500])
+            relicenser.budget.release(credits, claimed=True)
+            raise FetchFailed(f"relicensing refused: {exc}") from None
+        try:
+            licensed = rl.parse_result(document, order.id_key, media_id)
+        except rl.ItemRefused as exc:
+            relicenser.settle(stream, media_id, size, rl.FAILED, error=str(exc))
+            relicenser.budget.release(credits, claimed=True)
+            raise FetchFailed(f"relicensing refused: {exc}") from None
+        except MalformedResponse as exc:
+            relicenser.settle(stream, media_id, size, rl.UNKNOWN, error=str(exc)[:500])
+            raise FetchFailed(f"relicensing answer unusable ({exc}); settled later") from None
+        relicenser.settle(
+            stream,
+            media_id,
+            size,
+            rl.CONFIRMED,
+            credits=licensed.credits,
+            new_license_id=licensed.new_license_id,
+            error=None,
+        )
+        relicenser.charged(order.subscription_id, credits, licensed.credits)
+        return licensed, asked_at
 
     def _new_license(
         self, need: Need, asked_at: datetime, license_id: str | None

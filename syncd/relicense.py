@@ -313,6 +313,7 @@ class Budget:
         self.run_budget = run_budget
         self.daily_budget = daily_budget
         self.reserved = 0  # credits this run has set aside (intents it sends)
+        self.pending = 0  # of those, what no intent in the database counts yet
         self._lock = threading.Lock()
 
     def reserve(self, session: Session, credits: int) -> str | None:
@@ -324,18 +325,32 @@ class Budget:
                     "is spent"
                 )
             if self.daily_budget is not None:
-                spent = spent_on(session, utc_day())
+                spent = spent_on(session, utc_day()) + self.pending
                 if spent + credits > self.daily_budget:
                     return (
                         f"budget: relicense.daily_budget of {self.daily_budget} credits for "
                         f"{utc_day()} (UTC) is spent"
                     )
             self.reserved += credits
+            self.pending += credits
             return None
 
-    def release(self, credits: int) -> None:
+    def claimed(self, credits: int) -> None:
+        """``credits`` reserved are now in an intent that the day's count reads."""
+        with self._lock:
+            self.pending = max(0, self.pending - credits)
+
+    def release(self, credits: int, claimed: bool = False) -> None:
+        """``credits`` reserved will not be spent (``claimed``: their intent failed)."""
         with self._lock:
             self.reserved = max(0, self.reserved - credits)
+            if not claimed:
+                self.pending = max(0, self.pending - credits)
+
+    def correct(self, reserved: int, spent: int) -> None:
+        """``reserved`` credits were set aside and ``spent`` were charged."""
+        with self._lock:
+            self.reserved = max(0, self.reserved - reserved + spent)
 
 
 def spent_on(session: Session, day: str) -> int:
@@ -371,6 +386,9 @@ class Relicenser:
         self._subscriptions: list[Subscription] | None = None
         self._left: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._charges: dict[str, int] = {}  # per subscription: the most one item cost
+        self._charges_lock = threading.Lock()
+        self._gates: dict[str, threading.Lock] = {}
 
     # --- choosing, in the main thread -------------------------------------------------------
 
@@ -406,8 +424,55 @@ class Relicenser:
 
     # --- sending, in a worker --------------------------------------------------------------
 
+    def expected_charge(self, session: Session, subscription_id: str) -> int:
+        """What one item is expected to cost on a subscription: the most an answer of this
+        run, or a confirmed intent in the database, said it cost (at least one credit), so
+        that a subscription that charges more per item cannot overrun a budget twice."""
+        with self._charges_lock:
+            known = self._charges.get(subscription_id)
+        if known is None:
+            known = int(
+                session.scalar(
+                    select(func.coalesce(func.max(RelicenseIntent.credits), 0)).where(
+                        RelicenseIntent.subscription_id == subscription_id,
+                        RelicenseIntent.state == CONFIRMED,
+                    )
+                )
+                or 0
+            )
+            with self._charges_lock:
+                known = max(known, self._charges.get(subscription_id, 0))
+                self._charges[subscription_id] = known
+        return max(CREDITS_PER_ITEM, known)
+
+    def charge_gate(self, subscription_id: str) -> threading.Lock | None:
+        """The lock that keeps a subscription's requests one at a time while no answer has
+        said what its items cost; None once one has."""
+        with self._charges_lock:
+            if self._charges.get(subscription_id, 0) > 0:
+                return None
+            return self._gates.setdefault(subscription_id, threading.Lock())
+
+    def known_charge(self, subscription_id: str) -> int:
+        """The most an item of the subscription cost as far as this run knows (no query)."""
+        with self._charges_lock:
+            return max(CREDITS_PER_ITEM, self._charges.get(subscription_id, 0))
+
+    def charged(self, subscription_id: str, expected: int, credits: int) -> None:
+        """An answer's ``allotment_charge``: the run's budget counts what was spent, and the
+        subscription's next items are expected to cost as much."""
+        self.budget.correct(expected, credits)
+        with self._charges_lock:
+            self._charges[subscription_id] = max(self._charges.get(subscription_id, 0), credits)
+
     def claim(
-        self, stream: LicenseStream, media_id: str, size: str, license_id: str, sub: str
+        self,
+        stream: LicenseStream,
+        media_id: str,
+        size: str,
+        license_id: str,
+        sub: str,
+        credits: int = CREDITS_PER_ITEM,
     ) -> bool:
         """Makes the need's intent ``sending`` for this process, committed; False when another
         run holds it (sending, confirmed or unknown)."""
@@ -422,7 +487,7 @@ class Relicenser:
                     state=PLANNED,
                     license_id=license_id,
                     subscription_id=sub,
-                    credits=CREDITS_PER_ITEM,
+                    credits=credits,
                     attempts=0,
                     created_at=now,
                     run_id=self.run_id,
@@ -446,7 +511,7 @@ class Relicenser:
                     run_id=self.run_id,
                     subscription_id=sub,
                     license_id=license_id,
-                    credits=CREDITS_PER_ITEM,
+                    credits=credits,
                     day=utc_day(),
                     sent_at=now,
                     created_at=now,

@@ -535,6 +535,15 @@ class SyncRun:
             relicenser.budget.release(credits)
             unavailable(f"the subscriptions could not be read: {exc}")
             return None
+        # a subscription known to charge more per item has the rest set aside too
+        extra = relicenser.expected_charge(self._session, subscription.id) - credits
+        if extra > 0:
+            refused = relicenser.budget.reserve(self._session, extra)
+            if refused is not None:
+                relicenser.budget.release(credits)
+                unavailable(refused)
+                return None
+            credits += extra
         order = RelicenseOrder(
             path, query, body, ENDPOINTS[stream.media_type][2], subscription.id, credits
         )
@@ -831,7 +840,13 @@ class SyncRun:
                 else:
                     self.result.count(first.media_type, "failed")
                 bound.warning("license." + status, reason=failure.reason)
-                self._set(first.media_type, license_id, status, failure.reason)
+                self._set(
+                    first.media_type,
+                    license_id,
+                    status,
+                    failure.reason,
+                    waits_for=failure.waits_for,
+                )
         asset = (first.media_type, first.media_id)
         self._open_groups[asset] -= 1
         if self._open_groups[asset] == 0 and not self.dry_run:

@@ -243,3 +243,42 @@ def test_the_new_license_is_recorded_with_its_file_and_joins_the_sidecar(tmp_pat
     assert again.returncode == 0, again.stderr
     assert again.summary["new_licenses"] == 0 and again.summary["relicensed"] == 0
     assert syncd.sim.credits_spent() == 1 and len(syncd.sim.license_requests()) == 1
+
+
+def test_the_answers_allotment_charge_is_what_was_spent_and_what_the_budget_counts(
+    tmp_path, simulated
+):
+    catalog = Catalog(seed=10)
+    locked(catalog, "videos", 4)
+    catalog.clear_subscriptions()
+    catalog.add_subscription("s-4k", media="videos", allotment_charge=2)
+    syncd = Syncd(tmp_path, simulated(catalog))
+    done = syncd.sync("--media", "videos", env=relicensing(budget=5))
+    assert done.returncode == 0, done.stderr
+    # 2 + 2 credits; a third item, now known to cost 2, would overrun the budget of 5
+    assert syncd.sim.credits_spent() == 4 and done.summary["credits_spent"] == 4
+    assert done.summary["relicensed"] == 2 and done.summary["unavailable"] == 2
+    assert sum(1 for r in reasons(syncd) if r.startswith("budget")) == 2, reasons(syncd)
+    with sqlite3.connect(syncd.db_path) as db:
+        charged = db.execute("select credits from relicense_intents where state = 'confirmed'")
+        assert [c for (c,) in charged] == [2, 2]
+    # a later run knows the charge from the database before its first answer: budget 3 buys one
+    again = syncd.sync("--media", "videos", env=relicensing(budget=3))
+    assert again.returncode == 0, again.stderr
+    assert syncd.sim.credits_spent() == 6 and again.summary["relicensed"] == 1
+
+
+def test_a_days_budget_holds_across_runs_and_counts_what_is_in_flight(tmp_path, simulated):
+    catalog = Catalog(seed=11)
+    locked(catalog, "images", 10)
+    syncd = Syncd(tmp_path, simulated(catalog))
+    env = relicensing(budget=10, SYNCD_RELICENSE__DAILY_BUDGET="3")
+    done = syncd.sync("--media", "images", env=env)
+    assert done.returncode == 0, done.stderr
+    # four transfers plan ten needs before any intent is in the database: the day's budget
+    # still stops at 3
+    assert syncd.sim.credits_spent() == 3 and done.summary["relicensed"] == 3
+    assert sum(1 for r in reasons(syncd) if "daily_budget" in r) == 7, reasons(syncd)
+    again = syncd.sync("--media", "images", env=env)  # the same UTC day: nothing more
+    assert again.returncode == 0, again.stderr
+    assert syncd.sim.credits_spent() == 3 and again.summary["unavailable"] == 7

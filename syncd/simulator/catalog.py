@@ -336,7 +336,7 @@ class Catalog:
         `subscriptions.make_subscription`: `kind` ("standard", "api", "enterprise"), `media`
         (streams covered), `sizes` (None: all of them), `expires`, `downloads_left`,
         `downloads_limit`, `required_metadata`, `optional_metadata`, `one_per_request` (None:
-        only for "api"), `license`, `description`."""
+        only for "api"), `license`, `description`, `allotment_charge` (credits per item)."""
         sub = make_subscription(subscription_id, **options)
         with self._lock:
             if subscription_id in self._subscriptions and not replace:

@@ -367,7 +367,7 @@ def grant(
                 metadata=one.metadata,
                 is_downloadable=KINDS[stream].redownload_sizes is not None,
             )
-            outcomes.append(Outcome(one, lic, 1, None))
+            outcomes.append(Outcome(one, lic, one.subscription.allotment_charge, None))
     return outcomes
 
 

@@ -70,6 +70,7 @@ class Subscription:
     description: str = ""
     start_time: datetime = _START
     price_per_download: float = 0.0
+    allotment_charge: int = 1  # credits one licensed item costs (the answer's allotment_charge)
 
     def covers(self, stream: str, size: str | None) -> bool:
         """Whether it licenses `stream` in `size` (None: no size asked, as for audio)."""
@@ -144,6 +145,7 @@ def make_subscription(
     one_per_request: bool | None = None,
     license: str | None = None,
     description: str | None = None,
+    allotment_charge: int = 1,
 ) -> Subscription:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
@@ -161,6 +163,8 @@ def make_subscription(
         raise ValueError("expires needs a UTC offset")
     if downloads_left < 0:
         raise ValueError("downloads_left cannot be negative")
+    if allotment_charge < 1:
+        raise ValueError("allotment_charge must be 1 or more")
     return Subscription(
         id=subscription_id,
         kind=kind,
@@ -175,6 +179,7 @@ def make_subscription(
         license=license or _default_license(kind, streams[0]),
         description=description or f"{kind.title()} {_ASSET_TYPE[streams[0]]} subscription",
         price_per_download=1.5 if kind == "api" else 0.0,
+        allotment_charge=allotment_charge,
     )
 
 
