@@ -262,8 +262,12 @@ def test_the_answers_allotment_charge_is_what_was_spent_and_what_the_budget_coun
     with sqlite3.connect(syncd.db_path) as db:
         charged = db.execute("select credits from relicense_intents where state = 'confirmed'")
         assert [c for (c,) in charged] == [2, 2]
-    # a later run knows the charge from the database before its first answer: budget 3 buys one
-    again = syncd.sync("--media", "videos", env=relicensing(budget=3))
+    # a later run knows the charge from the database before its first answer: a budget of 1
+    # buys nothing (rather than 2 credits), a budget of 2 buys one
+    short = syncd.sync("--media", "videos", env=relicensing(budget=1))
+    assert short.returncode == 0, short.stderr
+    assert syncd.sim.credits_spent() == 4 and short.summary["relicensed"] == 0
+    again = syncd.sync("--media", "videos", env=relicensing(budget=2))
     assert again.returncode == 0, again.stderr
     assert syncd.sim.credits_spent() == 6 and again.summary["relicensed"] == 1
 
