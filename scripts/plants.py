@@ -36,7 +36,10 @@ def copy_tree(folder: str) -> Path:
     them first."""
     copy = Path(folder) / "tree"
     shutil.copytree(REPO, copy, ignore=IGNORE)
-    (copy / "syncd" / "migrations").symlink_to(Path("..") / "migrations")
+    link = copy / "syncd" / "migrations"
+    if link.is_symlink() or link.exists():  # a worktree with the link made (copied as a folder)
+        shutil.rmtree(link) if link.is_dir() and not link.is_symlink() else link.unlink()
+    link.symlink_to(Path("..") / "migrations")
     return copy
 
 

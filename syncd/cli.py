@@ -11,8 +11,6 @@ import threading
 from contextlib import contextmanager
 from dataclasses import replace
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from syncd import __version__, logs
 from syncd.config import MEDIA_TYPES, Config, load
 from syncd.errors import ConfigError, SyncdError
@@ -421,22 +419,30 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # a second signal, or one outside a run's clean stop
         print("syncd: interrupted", file=sys.stderr)
         return 130
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
-        reason = str(orig or exc).strip().splitlines()[0]
-        print(
-            f"syncd: cannot use the database ({_database_where}): {logs.redact(reason)}; check "
-            "database.url and that the database is up and writable",
-            file=sys.stderr,
-        )
-        return 4
-    except Exception:  # a bug: say so on one line, with the traceback in the log (redacted)
+    except Exception as exc:
+        if _is_database_error(exc):
+            orig = getattr(exc, "orig", None)
+            reason = str(orig or exc).strip().splitlines()[0]
+            print(
+                f"syncd: cannot use the database ({_database_where}): {logs.redact(reason)}; "
+                "check database.url and that the database is up and writable",
+                file=sys.stderr,
+            )
+            return 4
+        # a bug: say so on one line, with the traceback in the log (redacted)
         structlog.get_logger("syncd").exception("syncd.crashed")
         print("syncd: internal error (see the log line above); please report it", file=sys.stderr)
         return 1
 
 
 _database_where = "database.url"
+
+
+def _is_database_error(exc: Exception) -> bool:
+    """An SQLAlchemy error, told without importing SQLAlchemy (some 140 ms): a command that
+    never loaded it (``--help``, ``config show``) cannot have raised one."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    return errors is not None and isinstance(exc, errors.SQLAlchemyError)
 
 
 def _log_level(args, live: bool = False) -> int:

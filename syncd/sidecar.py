@@ -16,7 +16,6 @@ from syncd.db import ledger
 from syncd.db.models import Asset, License, StoredFile
 from syncd.storage.base import Storage
 from syncd.storage.keys import sidecar_key, xmp_key
-from syncd.xmp import xmp_packet
 
 
 def format_time(moment) -> str:
@@ -132,6 +131,8 @@ class SidecarBook:
         doc = document(asset, self._licenses[(media_type, media_id)], files)
         writes = [(sidecar_key(media_type, media_id), "json", encode(doc))]
         if self.xmp != "off":
+            from syncd.xmp import xmp_packet  # ElementTree and the XMP tables: only when asked
+
             packet = xmp_packet(media_type, media_id, doc["licenses"], asset.details)
             kind = ledger.xmp_kind(self.xmp)
             writes += [(xmp_key(f.key, self.xmp), kind, packet) for f in files]

@@ -14,9 +14,18 @@ from tests.conftest import requests_by_kind, steady_update_windows
 
 
 def assert_no_drift(url: str) -> None:
+    """The migrations, run one after the other by Alembic (``upgrade`` would give a new
+    database the models' schema in one step: tests/test_startup.py holds the two equal)."""
+    from alembic import command
+
+    from syncd.db.engine import alembic_config
+
     engine = connect(url)
     try:
-        upgrade(engine)
+        config = alembic_config()
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
         upgrade(engine)  # idempotent
         with engine.connect() as connection:
             diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)

@@ -1,10 +1,23 @@
-"""One engine factory, and the Alembic upgrade that every writing command runs first."""
+"""One engine factory, and the schema upgrade that every writing command runs first."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    create_engine,
+    event,
+    exc,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -147,13 +160,38 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine) -> None:
+    """Brings the schema to head: nothing to do (and Alembic not loaded) when it is there; an
+    empty database gets the newest schema in one step (``create_schema``); any other is
+    migrated by Alembic, one revision after the other."""
     if current_revision(engine) == HEAD_REVISION:
         return
-    from alembic import command
-
-    config = alembic_config()
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        if not inspect(connection).get_table_names():
+            create_schema(connection)
+            return
+        from alembic import command
+
+        config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+def create_schema(connection: Connection) -> None:
+    """An empty database's schema in one step: the models' tables, indexes and constraints
+    (which a test keeps equal to what the migrations build), and Alembic's version table
+    stamped at head, as ``alembic stamp head`` would. Some 10 times faster than running every
+    migration (on SQLite, most of them copy whole tables), and Alembic is not even loaded."""
+    from syncd.db.models import Base
+
+    Base.metadata.create_all(connection)
+    # the table Alembic makes (alembic.ddl.impl.DefaultImpl.version_table_impl)
+    version = Table(
+        "alembic_version",
+        MetaData(),
+        Column("version_num", String(32), nullable=False),
+        PrimaryKeyConstraint("version_num", name="alembic_version_pkc"),
+    )
+    version.create(connection)
+    connection.execute(version.insert().values(version_num=HEAD_REVISION))

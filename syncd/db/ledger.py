@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     Table,
@@ -19,7 +20,6 @@ from sqlalchemy import (
     text,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from syncd.api.records import LicenseRecord
@@ -39,6 +39,9 @@ from syncd.logs import redact
 from syncd.storage.keys import UnsafeValue, check_value, sidecar_key
 from syncd.streams import Watermark
 
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
+
 PENDING, STORED, UNAVAILABLE, FAILED = "pending", "stored", "unavailable", "failed"
 QUEUED = (PENDING, FAILED)
 RELICENSE = "relicense"  # licenses.waits_for: queued again whenever relicensing is on
@@ -47,9 +50,14 @@ UNOWNED = ""  # files and sidecars recorded before storages were told apart (mig
 
 def insert(session: Session, model: type[Base]) -> postgresql.Insert | sqlite.Insert:
     """INSERT for this database, with ``on_conflict_do_nothing`` / ``_do_update``: inserts
-    that tolerate a concurrent writer on SQLite and PostgreSQL alike."""
+    that tolerate a concurrent writer on SQLite and PostgreSQL alike. The dialect's module is
+    imported here: PostgreSQL's costs a run on SQLite some 20 ms of start-up."""
     if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
         return postgresql.insert(model)
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(model)
 
 
