@@ -39,6 +39,11 @@ from syncd.sync import SyncRun  # sync imports this module only when a run gets 
 log = structlog.get_logger("syncd.updates")
 
 DAY = timedelta(days=1)
+# The API's dates are in a zone it does not name: the windows cover the floor and now in
+# every zone there is, from UTC-12 (the floor's date there is the earliest) to UTC+14 (now's
+# date there is the latest), and no more, so that a pass an hour after the last walks one window
+WESTMOST = timedelta(hours=12)
+EASTMOST = timedelta(hours=14)
 WINDOW_DAYS = 3  # the most the API takes between start_date and end_date
 DATED_PER_PAGE = 2000
 CURSOR_PER_PAGE = 500
@@ -65,9 +70,10 @@ UPDATE_STREAMS: dict[str, UpdateStream] = {
 
 def windows(floor: datetime, now: datetime) -> Iterator[tuple[date, date]]:
     """[start, end) date windows of at most three days, newest first, each overlapping the
-    next by a day, from two days past ``now`` down to the day before ``floor``."""
-    lowest = floor.date() - DAY
-    end = now.date() + 2 * DAY
+    next by a day, from the day after ``now``'s date at UTC+14 down to ``floor``'s date at
+    UTC-12."""
+    lowest = (floor - WESTMOST).date()
+    end = (now + EASTMOST).date() + DAY
     while True:
         start = max(end - WINDOW_DAYS * DAY, lowest)
         yield start, end

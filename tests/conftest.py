@@ -233,14 +233,33 @@ def requests_by_kind(sim: Simulator, since: int = 0) -> dict[str, int]:
     return counts
 
 
+def update_windows(floor, now) -> int:
+    """How many date windows a pass of /v2/images/updated (or videos) walks from a mark at
+    ``floor``: the days from floor's date at UTC-12 to now's at UTC+14 (the API's zone is not
+    named), three to the first window and two more to each next one (they overlap by a day)."""
+    import math
+    from datetime import timedelta
+
+    days = ((now + timedelta(hours=14)).date() - (floor - timedelta(hours=12)).date()).days + 1
+    return 1 + math.ceil(max(0, days - 3) / 2)
+
+
 def steady_update_windows() -> int:
-    """How many date windows a pass of /v2/images/updated (or videos) walks after an earlier
-    pass this hour saw nothing newer: one, or two when the hour before now spans a UTC
-    midnight (the mark an hour back falls on yesterday, whose eve the windows reach too)."""
+    """Windows of a dated /updated stream after an earlier pass this hour saw nothing newer
+    (the mark an hour back): one, at any time of day."""
     from datetime import UTC, datetime, timedelta
 
     now = datetime.now(UTC)
-    return 1 if (now - timedelta(hours=1, minutes=2)).date() == now.date() else 2
+    return update_windows(now - timedelta(hours=1, minutes=2), now)
+
+
+def first_pass_updated_requests(lookback_s: int = 86_400) -> int:
+    """/updated requests of a first pass with nothing in the feeds: the windows of images and
+    videos from ``updates.lookback`` ago (one or two, by the time of day), and one editorial."""
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime.now(UTC)
+    return 2 * update_windows(now - timedelta(seconds=lookback_s), now) + 1
 
 
 @pytest.fixture

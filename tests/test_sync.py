@@ -16,6 +16,7 @@ from tests.conftest import (
     TOKEN,
     Syncd,
     file_catalog,
+    first_pass_updated_requests,
     requests_by_kind,
     sigkill,
     slow_simulator,
@@ -156,6 +157,7 @@ def assert_every_sidecar_matches_catalog(syncd: Syncd, streams=STREAMS) -> int:
 
 def test_first_sync_stores_every_file_with_sidecars_and_the_contract_summary(syncd):
     done = syncd.sync()
+    updated = first_pass_updated_requests()
     assert done.returncode == 0, done.stderr
     assert done.summary == {
         **done.summary,
@@ -170,11 +172,16 @@ def test_first_sync_stores_every_file_with_sidecars_and_the_contract_summary(syn
         "failed": 0,
         # CONTRACT 2's 5 list + 9 redownload requests; with the default sync.details and
         # updates.enabled also one detail request per media type (one per editorial asset)
-        # and the first /updated pass: two 3-day windows for images and videos (a day of
-        # lookback, overlapping), one cursor page for editorial images
-        "api_requests": 14 + 4 + 5,
+        # and the first /updated pass: the 3-day windows for images and videos that a day
+        # of lookback takes (one or two by the time of day), one cursor page for editorial
+        "api_requests": 14 + 4 + updated,
     }
-    assert requests_by_kind(syncd.sim) == {"list": 5, "redownload": 9, "details": 4, "updated": 5}
+    assert requests_by_kind(syncd.sim) == {
+        "list": 5,
+        "redownload": 9,
+        "details": 4,
+        "updated": updated,
+    }
     assert done.summary["bytes_downloaded"] == sum(
         p.stat().st_size for p in syncd.stored_files().values()
     )
@@ -277,11 +284,12 @@ def test_second_run_downloads_nothing_and_sends_one_list_request_per_stream(sync
     # one list request per stream, no detail request (every asset has its details), one
     # window of each /updated stream (two when the hour before the pass spans midnight UTC)
     windows = steady_update_windows()
-    assert done.summary["api_requests"] == 5 + 3 * windows
+    assert windows == 1
+    assert done.summary["api_requests"] == 5 + 2 * windows + 1
     assert syncd.sim.download_requests() == []
     for stream in STREAMS:
         assert len(syncd.sim.list_requests(stream)) == 1, stream
-    assert requests_by_kind(syncd.sim) == {"list": 5, "updated": 3 * windows}
+    assert requests_by_kind(syncd.sim) == {"list": 5, "updated": 2 * windows + 1}
 
 
 def test_k_new_licenses_cost_ceil_k_plus_one_over_200_list_requests(syncd):
@@ -297,7 +305,7 @@ def test_k_new_licenses_cost_ceil_k_plus_one_over_200_list_requests(syncd):
     assert len(syncd.sim.list_requests("videos")) == 1
     assert done.summary["new_licenses"] == k and done.summary["downloaded"] == k
     # + the details of k new images in ceil(k / 100) requests, and one /updated window each
-    assert done.summary["api_requests"] == 2 + 4 + k + math.ceil(k / 100) + 3 * windows
+    assert done.summary["api_requests"] == 2 + 4 + k + math.ceil(k / 100) + 2 * windows + 1
 
 
 def watermark_in_db(syncd: Syncd, stream: str) -> str | None:
@@ -636,8 +644,14 @@ def test_html_error_page_on_a_list_fails_that_stream_and_the_others_finish(syncd
     assert done.summary["downloaded"] == 6
     # 3 attempts at the videos list, 4 other lists, 6 redownloads, the details of the
     # images, audio and editorial image held (none of videos), the first /updated pass
-    assert requests_by_kind(syncd.sim) == {"list": 7, "redownload": 6, "details": 3, "updated": 5}
-    assert done.summary["api_requests"] == 7 + 6 + 3 + 5
+    updated = first_pass_updated_requests()
+    assert requests_by_kind(syncd.sim) == {
+        "list": 7,
+        "redownload": 6,
+        "details": 3,
+        "updated": updated,
+    }
+    assert done.summary["api_requests"] == 7 + 6 + 3 + updated
 
 
 def test_broken_json_on_a_list_fails_that_stream_and_the_others_finish(syncd):
@@ -659,8 +673,14 @@ def test_429_and_5xx_are_retried_and_counted(syncd):
     syncd.sim.add_fault("POST", r"/downloads$", status=503, times=1)
     done = syncd.sync()
     assert done.returncode == 0, done.stderr
-    assert requests_by_kind(syncd.sim) == {"list": 6, "redownload": 10, "details": 4, "updated": 5}
-    assert done.summary["api_requests"] == 14 + 2 + 4 + 5
+    updated = first_pass_updated_requests()
+    assert requests_by_kind(syncd.sim) == {
+        "list": 6,
+        "redownload": 10,
+        "details": 4,
+        "updated": updated,
+    }
+    assert done.summary["api_requests"] == 14 + 2 + 4 + updated
     assert done.summary["downloaded"] == 9
 
 
