@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import threading
+import time
 import tracemalloc
 
 import pytest
@@ -240,6 +242,49 @@ def test_a_large_object_is_written_in_bounded_memory(backend):
 
 
 # --- S3 only ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("server_name", ["moto", "seaweedfs"])
+def test_a_last_part_cut_short_counts_against_the_buffer_pool_until_it_is_sent(
+    s3_servers, server_name, aws_credentials
+):
+    """Part memory stays within the pool's count of parts: the short last part of an upload
+    keeps its place in the pool while it is on the wire, so no new buffer is made meanwhile."""
+    server = s3_servers(server_name)
+    storage = S3Storage(s3_config(server, server.new_bucket()), concurrency=1)  # pool of 2
+    gate, sent = threading.Event(), []
+    real_upload_part = storage.client.upload_part
+
+    def held_upload_part(**kwargs):
+        sent.append(kwargs["PartNumber"])
+        gate.wait(30)
+        return real_upload_part(**kwargs)
+
+    storage.client.upload_part = held_upload_part
+    data = os.urandom(PART + PART // 2)  # one full part and a short last one
+
+    def upload():
+        put_stream(storage, "videos/7/hd.mov", data, size_hint=len(data))
+
+    uploading = threading.Thread(target=upload)
+    uploading.start()
+    taken = []
+    taking = threading.Thread(target=lambda: taken.append(storage.buffers.take(PART)))
+    try:
+        deadline = time.monotonic() + 30
+        while len(sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(sent) == [1, 2], "both parts should be on the wire"
+        taking.start()
+        taking.join(0.5)
+        assert not taken, "a third buffer was made while both of the pool's were on the wire"
+    finally:
+        gate.set()
+        uploading.join(30)
+        if taking.ident is not None:
+            taking.join(30)
+    assert len(taken) == 1 and len(taken[0]) == PART
+    assert read_all(storage, "videos/7/hd.mov") == data
 
 
 @pytest.mark.parametrize("server_name", ["moto", "seaweedfs"])
