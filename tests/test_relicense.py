@@ -3,6 +3,8 @@ delay or reset its answers: budgets, dry runs, and never buying twice."""
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
@@ -153,3 +155,47 @@ def test_an_api_subscription_gets_price_and_customer_id_or_is_not_used(tmp_path,
     done = syncd.sync("--media", "images", env=env)
     assert done.returncode == 0, done.stderr
     assert done.summary["relicensed"] == 2 and syncd.sim.credits_spent() == 2
+
+
+def test_status_shows_the_credits_spent_per_run_and_per_day_and_the_unknown_intent(
+    tmp_path, simulated
+):
+    syncd = Syncd(tmp_path, simulated(locked_images(3)))
+    syncd.env.update({**ON, "SYNCD_API__TIMEOUT_S": "2"})
+    first = syncd.sync("--media", "images", env={"SYNCD_SYNC__RELICENSE_BUDGET": "2"})
+    assert first.returncode == 0, first.stderr
+    assert syncd.sim.credits_spent() == 2
+    syncd.sim.time_out_next_license(delay_s=20)  # the third is granted, its answer never comes
+    second = syncd.sync("--media", "images", env={"SYNCD_SYNC__RELICENSE_BUDGET": "5"})
+    assert syncd.sim.credits_spent() == 3 and len(syncd.sim.license_requests()) == 3
+    unknown_id = syncd.sim.license_requests()[-1].grants[0].media_id
+    assert [m for m, state, _ in intents(syncd) if state == "unknown"] == [unknown_id]
+
+    shown = syncd.run("status", "--json")
+    assert shown.returncode == 0, shown.stderr
+    relicensing = json.loads(shown.stdout)["relicensing"]
+    today = datetime.now(UTC)
+    days = {(today - timedelta(days=n)).strftime("%Y-%m-%d") for n in (0, 1)}
+    assert set(relicensing["credits_by_day"]) <= days  # a run across UTC midnight: two days
+    assert sum(relicensing["credits_by_day"].values()) == syncd.sim.credits_spent() == 3
+    assert [(i["media_type"], i["media_id"], i["state"]) for i in relicensing["unsettled"]] == [
+        ("images", unknown_id, "unknown")
+    ]
+
+    text = syncd.run("status")
+    assert text.returncode == 0, text.stderr
+    by_day = re.search(r"relicensing credits by day \(UTC\): (.*)", text.stdout)
+    assert by_day, text.stdout
+    assert sum(int(n) for n in re.findall(r"\d{4}-\d\d-\d\d: (\d+)", by_day[1])) == 3
+    assert re.search(
+        rf"outcome unknown: images/{re.escape(unknown_id)} size \S+ \(unknown", text.stdout
+    )
+
+    # per run: what the answers confirmed (run 1: the simulator's 2); the unknown credit of
+    # run 2 is in the day's count and the unsettled list, not in that run's
+    runs = syncd.run("status", "--runs", "2", "--json")
+    assert runs.returncode == 0, runs.stderr
+    shown_runs = [run["summary"]["credits_spent"] for run in json.loads(runs.stdout)["runs"]]
+    assert shown_runs == [0, 2] == [second.summary["credits_spent"], first.summary["credits_spent"]]
+    table = syncd.run("status", "--runs", "2").stdout.splitlines()
+    assert "credits_spent" not in table[1] and "credits_spent 2" in table[2], table
