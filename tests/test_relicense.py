@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from syncd.simulator import Catalog
-from tests.conftest import Syncd, sigkill
+from tests.conftest import Syncd, requests_by_kind, sigkill
 
 FILE = 3000
 ON = {"SYNCD_SYNC__RELICENSE": "true"}
@@ -199,3 +199,34 @@ def test_status_shows_the_credits_spent_per_run_and_per_day_and_the_unknown_inte
     assert shown_runs == [0, 2] == [second.summary["credits_spent"], first.summary["credits_spent"]]
     table = syncd.run("status", "--runs", "2").stdout.splitlines()
     assert "credits_spent" not in table[1] and "credits_spent 2" in table[2], table
+
+
+def test_a_failed_redownload_is_never_relicensed_as_a_fallback(tmp_path, simulated):
+    catalog = locked_images(1)  # relicensing is on and works: this one is bought
+    catalog.add(
+        "images",
+        download_time=datetime(2026, 2, 1, tzinfo=UTC),
+        is_downloadable=True,
+        file_size=FILE,
+    )
+    syncd = Syncd(tmp_path, simulated(catalog))
+    syncd.env.update({**ON, "SYNCD_SYNC__RELICENSE_BUDGET": "5"})
+    # every redownload request answered 500: the downloadable license cannot be fetched
+    syncd.sim.add_fault("POST", r"/licenses/[^/]+/downloads$", status=500, times=1000)
+    for run in range(2):  # the second run retries the failed license: still no relicensing
+        before = len(syncd.sim.api_requests())
+        done = syncd.sync("--media", "images")
+        assert requests_by_kind(syncd.sim, before).get("redownload", 0) >= 1  # it was tried
+        assert done.summary["relicensed"] == (1 if run == 0 else 0), done.summary
+        assert done.summary["failed"] == 1 and done.summary["downloaded"] == 0, done.summary
+        requests = syncd.sim.license_requests()
+        assert len(requests) == 1 and syncd.sim.credits_spent() == 1  # the locked one only
+        assert syncd.sim.credits_by_media() == {("images", requests[0].grants[0].media_id): 1}
+    with sqlite3.connect(syncd.db_path) as db:
+        rows = db.execute(
+            "select status, reason, is_downloadable from licenses where status != 'stored'"
+        ).fetchall()
+    assert len(rows) == 1 and rows[0][0] == "failed" and rows[0][2] == 1, rows
+    assert "redownload failed" in rows[0][1], rows
+    assert [state for _, state, _ in intents(syncd)] == ["confirmed"]
+    assert len(syncd.stored_files()) == 1
