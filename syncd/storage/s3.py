@@ -148,7 +148,7 @@ class S3Storage(Storage):
         self._uploads = ThreadPoolExecutor(
             max_workers=2 * concurrency, thread_name_prefix="s3-part"
         )
-        # one part filling per writer, and two more on the wire, for all uploads together
+        # one part filling per writer and one more on the wire, for all uploads together
         self.buffers = BufferPool(config.part_size, count=concurrency + 1)
         keep_large_buffers_off_the_heap()
 
