@@ -493,7 +493,7 @@ def run_tool(tool: str, ctx: Context, round_no: int) -> Outcome:
                 "SYNCD_UPDATES__ENABLED": "false",
             }
         )
-        cmd = ctx.syncd_cmd + [
+        cmd = [part.replace("{round}", str(round_no)) for part in ctx.syncd_cmd] + [
             "--log-format",
             "json",
             "sync",
@@ -802,6 +802,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="keep the scratch dir (tool logs) instead of deleting it",
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run syncd under `py-spy record` (all threads, idle ones too) and write one "
+        "flame graph per round into DIR; its figures are then not comparable",
+    )
     args = parser.parse_args(argv)
     q = args.quick
     args.runs = args.runs if args.runs is not None else (1 if q else 3)
@@ -916,9 +923,18 @@ def _run(args: argparse.Namespace) -> int:
         rclone_list.write_text("".join(f"{f.rel}\n" for f in files))
         plain_list = scratch / "lists" / "plain.txt"
         plain_list.write_text("".join(f"{nginx.base_url}/{f.rel}\t{f.rel}\n" for f in files))
+        syncd_cmd = syncd_command(python)
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            flags = os.environ.get("PROFILE_FLAGS", "--idle").split()  # --gil: on-CPU only
+            out = str(args.profile.absolute() / "syncd-{round}.txt")
+            syncd_cmd = [
+                *("py-spy", "record", *flags, "--threads", "--rate", "250", "--format", "raw"),
+                *("-o", out, "--", *syncd_cmd),
+            ]
         ctx = Context(
             python,
-            syncd_command(python),
+            syncd_cmd,
             simulator.base_url,
             nginx.base_url,
             files,

@@ -123,10 +123,13 @@ if [ "$runtime" -eq 1 ]; then
     PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --no-input -e . >&2
     echo "$want_stamp" > "$RUNTIME_STAMP"
   fi
-elif in_ci || forced || [ "$want_stamp" != "$have_stamp" ] || [ ! -x "$VENV/bin/syncd" ]; then
-  log "pip install -e '.[test]'"
+elif in_ci || forced || [ "$want_stamp" != "$have_stamp" ] || [ ! -x "$VENV/bin/syncd" ] ||
+  { [ "$bench" -eq 1 ] && [ ! -x "$VENV/bin/py-spy" ]; }; then
+  extras=test
+  if [ "$bench" -eq 1 ]; then extras=test,bench; fi
+  log "pip install -e '.[$extras]'"
   rm -f "$STAMP"
-  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --no-input -e '.[test]' >&2
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$VENV/bin/python" -m pip install -q --no-input -e ".[$extras]" >&2
   echo "$want_stamp" > "$STAMP"
 else
   log "$VENV is up to date (pip skipped)"

@@ -25,7 +25,7 @@ from syncd.bwlimit import RateLimit
 from syncd.config import check_url_allowed
 from syncd.db.ledger import RELICENSE
 from syncd.errors import AuthError
-from syncd.storage.base import Storage
+from syncd.storage.base import ObjectWriter, Storage
 from syncd.storage.keys import UnsafeValue, check_key, extension_of, render
 from syncd.streams import LicenseStream
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 from syncd.transfer import (
     BrokenTransfer,
+    DirectSink,
     InlineSink,
     Interrupted,
     ThreadSink,
@@ -449,10 +450,7 @@ class Fetcher:
             validator = _validator(response) if expected is not None else None
             chunk_size = self.transfer.chunk_size
             with self.storage.writer(key, size_hint=expected) as writer:
-                inline = expected is not None and expected <= 2 * chunk_size
-                with (
-                    InlineSink(writer, chunk_size) if inline else ThreadSink(writer, chunk_size)
-                ) as sink:
+                with self._sink(writer, expected, chunk_size) as sink:
                     while True:
                         try:
                             self._pump(response, sink, expected)
@@ -477,6 +475,16 @@ class Fetcher:
             seconds=round(time.monotonic() - started, 3),
         )
         return StoredObject(key, received, digest, license_id)
+
+    @staticmethod
+    def _sink(writer: ObjectWriter, expected: int | None, chunk_size: int) -> InlineSink:
+        """Straight into the writer's buffer where it has one (S3); else a small body inline
+        and a larger one through the hashing and writing threads (a folder)."""
+        if writer.reads_into:
+            return DirectSink(writer, chunk_size)
+        if expected is not None and expected <= 2 * chunk_size:
+            return InlineSink(writer, chunk_size)
+        return ThreadSink(writer, chunk_size)
 
     def _resume(
         self,

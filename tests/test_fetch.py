@@ -15,8 +15,10 @@ from syncd.api.retry import RetryPolicy
 from syncd.fetch import Fetcher, Interrupted, TransferConfig
 from syncd.storage.filesystem import FilesystemStorage
 from syncd.transfer import BrokenTransfer
+from tests.test_storage_conformance import aws_credentials, s3_config  # noqa: F401
 
 BODY = bytes(range(256)) * 20_000  # 5,120,000 bytes: several buffers, so the sink thread runs
+BIG = bytes(reversed(range(256))) * 50_000  # 12,800,000 bytes
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -37,6 +39,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             packed = gzip.compress(BODY)
             self._head(200, {"Content-Length": str(len(packed)), "Content-Encoding": "gzip"})
             self.wfile.write(packed)
+        elif self.path == "/big.jpg":  # three S3 parts of 5 MiB
+            self._head(200, {"Content-Length": str(len(BIG))})
+            self.wfile.write(BIG)
         elif self.path == "/hop.jpg":
             self._head(302, {"Location": "/whole.jpg", "Content-Length": "0"})
         else:
@@ -335,3 +340,68 @@ def test_without_a_validator_a_broken_body_starts_again_from_byte_0(quick_fetche
     assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
     assert [entry[1] for entry in Resumable.log] == [None, None]
     assert [entry[3] for entry in Resumable.log] == [Resumable.CUT, len(BODY)]
+
+
+# --- into S3: the download is read straight into the part being filled ---------------------
+
+
+@pytest.fixture(params=["moto", "seaweedfs"])
+def s3_fetcher(request):
+    """A fetcher storing into a fresh bucket of a real S3 server (5 MiB parts and threshold:
+    BIG is three parts, BODY one PUT), with retries after 10 ms."""
+    request.getfixturevalue("aws_credentials")
+    from syncd.storage import open_storage
+
+    server = request.getfixturevalue("s3_servers")(request.param)
+    storage = open_storage(s3_config(server, server.new_bucket()))
+    storage.check_writable()
+    fetcher = Fetcher(
+        None,
+        storage,
+        key_template="{media_type}/{media_id}/{size}{ext}",
+        allow_http=False,
+        transfer=TransferConfig(backoff=RetryPolicy(base_s=0.01, cap_s=0.01)),
+        pool_size=2,
+    )
+    yield fetcher
+    fetcher.close()
+
+
+def stored_bytes(storage, key: str) -> bytes:
+    return b"".join(storage.read(key))
+
+
+@pytest.mark.parametrize(
+    "path, body",
+    [("/big.jpg", BIG), ("/chunked.jpg", BODY), ("/whole.jpg", BODY)],
+    ids=["parts", "unknown-length", "one-put"],
+)
+def test_a_download_into_s3_is_read_into_the_upload_buffers_and_never_copied(
+    s3_fetcher, server, monkeypatch, path, body
+):
+    from syncd.storage.s3 import S3Writer
+
+    def copying_write(self, data):
+        raise AssertionError("the body went through write(): one more copy of every byte")
+
+    monkeypatch.setattr(S3Writer, "write", copying_write)
+    stored = transfer(s3_fetcher, server + path)
+    assert stored.size_bytes == len(body)
+    assert stored.sha256 == hashlib.sha256(body).hexdigest()
+    assert stored_bytes(s3_fetcher.storage, "images/1/huge.jpg") == body
+    assert s3_fetcher.storage.unfinished_uploads() == []
+    head = s3_fetcher.storage.client.head_object(
+        Bucket=s3_fetcher.storage.bucket, Key=s3_fetcher.storage.object_key("images/1/huge.jpg")
+    )
+    # a multipart ETag ends in -<parts>: 12.8 MB is three 5 MiB parts; a body of the announced
+    # size below the threshold, which fills its buffer exactly, is one PUT
+    assert head["ETag"].strip('"').endswith("-3") == (path == "/big.jpg")
+
+
+def test_a_body_broken_midway_into_s3_is_resumed_from_the_next_byte(s3_fetcher, resumable):
+    stored = download(s3_fetcher, resumable + "/file.jpg")
+    assert stored.sha256 == hashlib.sha256(BODY).hexdigest()
+    assert stored_bytes(s3_fetcher.storage, "images/1/huge.jpg") == BODY
+    (_, first_range, _, first_sent), (_, second_range, _, second_sent) = Resumable.log
+    assert first_range is None and second_range == f"bytes={Resumable.CUT}-"
+    assert first_sent + second_sent == len(BODY)

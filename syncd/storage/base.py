@@ -10,6 +10,9 @@ class ObjectWriter(ABC):
     """Receives one object's bytes. Nothing is visible under ``key`` until ``commit``; ``abort``
     (or leaving the ``with`` block by an exception) discards what was written."""
 
+    # reads go straight into the writer's buffer (``room`` and ``wrote``) instead of ``write``
+    reads_into = False
+
     def __init__(self, key: str):
         self.key = key
 
@@ -21,6 +24,15 @@ class ObjectWriter(ABC):
 
     @abstractmethod
     def abort(self) -> None: ...
+
+    def room(self, limit: int) -> memoryview:
+        """Where the next bytes (up to ``limit``) can be read straight into the writer's own
+        buffer, to be handed over with ``wrote`` (writers with ``reads_into`` only)."""
+        raise NotImplementedError
+
+    def wrote(self, count: int) -> None:
+        """``count`` bytes were read into the view ``room`` gave."""
+        raise NotImplementedError
 
     def __enter__(self) -> ObjectWriter:
         return self

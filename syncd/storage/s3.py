@@ -375,6 +375,7 @@ class S3Writer(ObjectWriter):
     storage's pool."""
 
     IN_FLIGHT = 2  # parts of one object on the wire at once
+    reads_into = True
 
     def __init__(self, storage: S3Storage, key: str, size_hint: int | None):
         super().__init__(key)
@@ -407,6 +408,22 @@ class S3Writer(ObjectWriter):
             self._filled += take
             self._total += take
             view = view[take:]
+
+    def room(self, limit: int) -> memoryview:
+        """The rest of the part (or object) buffer being filled, up to ``limit``: the download
+        is read straight into it, with no copy between the socket and the upload. An object
+        put whole is full at its announced size: nothing more can be read into it (http.client
+        reads no further than Content-Length)."""
+        if self._filled == len(self._buffer):
+            if self._single:
+                return memoryview(self._buffer)[self._filled :]
+            self._overflow()
+        end = min(len(self._buffer), self._filled + limit)
+        return memoryview(self._buffer)[self._filled : end]
+
+    def wrote(self, count: int) -> None:
+        self._filled += count
+        self._total += count
 
     def _overflow(self) -> None:
         """The buffer is full and more is coming: it becomes a part."""
@@ -488,8 +505,13 @@ class S3Writer(ObjectWriter):
             self._finish()
             return
         if self._filled or not self._parts:
-            last, counted = self._buffer, self._pooled
-            del last[self._filled :]  # cut in place: no copy of the last part
+            last: bytearray | bytes = self._buffer
+            counted = self._pooled
+            try:
+                del self._buffer[self._filled :]  # cut in place: no copy of the last part
+            except BufferError:  # a view of it is still alive somewhere: send a copy
+                last, counted = bytes(memoryview(last)[: self._filled]), False
+                self._release(self._buffer, self._pooled, False)
             self._buffer, self._pooled, self._filled = bytearray(), False, 0
             # a pool buffer cut short still counts against the pool until it is sent
             self._send_part(last, pooled=False, counted=counted)
