@@ -114,6 +114,8 @@ def run_tool(tool: str, ctx: dict[str, Any], round_no: int) -> dict[str, Any]:
                 "SHUTTERSTOCK_API_TOKEN": TOKEN,
                 "SYNCD_DATABASE__URL": f"sqlite:///{dest}/syncd.db",
                 "SYNCD_STORAGE__PATH": f"{dest}/dam",
+                # this tree's syncd, not the one the virtualenv's editable install points at
+                "PYTHONPATH": str(REPO),
             }
         )
         cmd = [*ctx["syncd_cmd"], "--log-format", "json", "sync", "--json", "--no-progress"]
