@@ -5,10 +5,16 @@ simulator's request log (the order requests arrived in), not from the clock."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections import Counter
 
-from syncd.fetch import lookahead_cap
+from syncd.api.client import ApiClient
+from syncd.api.retry import RetryPolicy
+from syncd.fetch import Fetcher, Need, TransferConfig, lookahead_cap
 from syncd.simulator import RandomFaults, Simulator
+from syncd.storage.filesystem import FilesystemStorage
+from syncd.streams import LICENSE_STREAMS
 from tests.conftest import TOKEN, Syncd, file_catalog
 
 CONCURRENCY = 2
@@ -88,3 +94,49 @@ def test_a_429_storm_slows_the_lookahead_instead_of_multiplying_requests(tmp_pat
     # asked for), not on one new license after another: the look-ahead sent nothing new while
     # its requests waited out their 429s
     assert len(limited) <= lookahead_cap(CONCURRENCY) + CONCURRENCY, sorted(limited)
+
+
+def test_after_a_429_nothing_is_sent_ahead_until_the_wait_it_asked_for_has_passed(tmp_path):
+    """A 429 to any request of the client (here a list page, Retry-After 2 s) holds back the
+    look-ahead: the URLs offered meanwhile are asked for once the wait has passed, each once.
+    (A busy machine can only make them later, never earlier.)"""
+    catalog = file_catalog(seed=173, stream="videos", count=6, size=4096)
+    videos = LICENSE_STREAMS["videos"]
+    storage = FilesystemStorage(tmp_path / "dam")
+    storage.check_writable()
+    with Simulator(catalog, token=TOKEN) as sim:
+        client = ApiClient(sim.base_url, TOKEN, policy=RetryPolicy(max_retries=2))
+        fetcher = Fetcher(
+            client,
+            storage,
+            key_template="{media_type}/{media_id}/{size}{ext}",
+            allow_http=False,
+            transfer=TransferConfig(),
+            pool_size=2,
+        )
+        try:
+            sim.add_fault("GET", r"/licenses$", status=429, headers={"Retry-After": "2"})
+            lister = threading.Thread(target=client.license_page, args=(videos, 1, 50, False))
+            lister.start()
+            deadline = time.monotonic() + 10
+            while not any(r.status == 429 for r in sim.requests) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            needs = [
+                Need(videos, lic.media_id, lic.size, lic.format, (lic.id,))
+                for lic in catalog.history("videos")
+            ]
+            for need in needs:
+                fetcher.prefetch(need)
+            lister.join(timeout=30)
+            time.sleep(0.5)  # the look-ahead's requests (no latency here) are answered
+            for need in needs:  # each from the URL asked for ahead: no request of its own
+                stored, failures = fetcher.fetch(need)
+                assert stored is not None and not failures, failures
+        finally:
+            fetcher.close()
+            client.close()
+        limited = next(r for r in sim.requests if r.status == 429)
+        redownloads = [r for r in sim.requests if is_redownload(r)]
+    assert len(redownloads) == len(needs)
+    waited = min(r.received_at for r in redownloads) - limited.received_at
+    assert waited >= 1.5, waited

@@ -65,6 +65,7 @@ class Request:
 class RequestRecord(Request):
     status: int  # 0: the connection was reset without an answer
     received: int = 0  # the order the requests arrived in (the log is in the order answered)
+    received_at: float = 0.0  # time.monotonic() on arrival
 
 
 class Simulator:
@@ -598,9 +599,13 @@ class _Handler(BaseHTTPRequestHandler):
             body=self.rfile.read(length) if length else b"",
         )
         simulator = self.server.simulator
-        received = next(simulator._arrivals)
+        received, received_at = next(simulator._arrivals), time.monotonic()
         answer = simulator._answer(request)
-        simulator._record(RequestRecord(**vars(request), status=answer.status, received=received))
+        simulator._record(
+            RequestRecord(
+                **vars(request), status=answer.status, received=received, received_at=received_at
+            )
+        )
         self._send(answer)
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
