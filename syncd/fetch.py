@@ -3,6 +3,7 @@ hashing, in memory that does not grow with the file."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -50,7 +51,15 @@ log = structlog.get_logger("syncd.fetch")
 
 URL_GONE = frozenset({403, 404, 410})
 MAX_REDIRECTS = 5
-LOOKAHEAD_THREADS = 2  # redownload requests sent ahead of the transfers at a time
+LOOKAHEAD_PER_SLOT = 2  # redownload requests sent ahead at a time, at most, per transfer slot
+EWMA = 0.2  # weight of the newest measurement in the running means of the look-ahead
+
+
+def lookahead_cap(concurrency: int) -> int:
+    """The most redownload requests the look-ahead has in flight at once (also what the API
+    client's connection pool must hold beside the workers'): enough for an API answer up to
+    LOOKAHEAD_PER_SLOT times as slow as a transfer."""
+    return max(2, LOOKAHEAD_PER_SLOT * concurrency)
 
 
 @dataclass(frozen=True)
@@ -137,46 +146,125 @@ class Fetcher:
         self.transfer = transfer
         self.stop = stop or threading.Event()
         self._session = make_session(pool_size)
+        self._slots = max(1, pool_size)  # transfers at a time
+        self._ahead_cap = lookahead_cap(self._slots)
         self._lookahead = ThreadPoolExecutor(
-            max_workers=LOOKAHEAD_THREADS, thread_name_prefix="url-ahead"
+            max_workers=self._ahead_cap, thread_name_prefix="url-ahead"
         )
+        # asked for ahead and not yet taken by a worker (pending: not sent yet; a worker that
+        # gets to it first cancels it and asks itself)
         self._prefetched_urls: dict[tuple[str, str, str], Future[str]] = {}
-        self._prefetch_lock = threading.Lock()
+        self._prefetch_lock = threading.Condition()
+        self._ahead_sending = 0  # look-ahead requests in flight
+        self._ahead_limit = self._slots  # at most this many in flight (less after a 429)
+        self._api_s: float | None = None  # running mean of a redownload answer's time
+        self._transfer_s: float | None = None  # running mean of a download's time
+        self._rate_limited_seen = 0.0  # the client's rate_limited_until last acted on
         self._watchdog = Watchdog(transfer.timeout_s, self.stop)
         self._rate = RateLimit(transfer.bwlimit) if transfer.bwlimit else None
 
     def close(self) -> None:
+        with self._prefetch_lock:
+            for future in self._prefetched_urls.values():
+                future.cancel()  # those not sent yet
+            self._prefetched_urls.clear()
+            self._prefetch_lock.notify_all()
         self._lookahead.shutdown(wait=True, cancel_futures=True)
         self._watchdog.close()
         self._session.close()
 
     # --- latency hiding: the URLs of the next files are asked for while these transfer ----
 
-    def prefetch(self, need: Need) -> None:
-        """Asks for the redownload URL of ``need``'s first license now, in the background (a
-        URL is valid for 8 hours): its transfer then starts without waiting on the API. At
-        most LOOKAHEAD_THREADS such requests at a time, each with the client's retry policy
-        (429 included)."""
+    def prefetch(self, need: Need) -> bool:
+        """Asks for the redownload URL of ``need``'s first license ahead of its transfer, in
+        the background (a URL is valid for 8 hours), so that the transfer starts without
+        waiting on the API. Needs are offered in the order they will be fetched; returns
+        False once the look-ahead holds as many as it should (offer more later).
+
+        Bounded and sized from what it measures: as many requests in flight as keep up with
+        the transfers (the slots times an API answer's time over a download's, plus one; at
+        most ``lookahead_cap``), and no more URLs waiting for a worker than that many plus
+        one per slot. Each request has the client's retry policy; after a 429 (to any
+        request of the client) nothing more is sent ahead until the wait it asked for has
+        passed, and the requests in flight are halved, growing back by one per answer."""
         if need.relicense is not None or not need.license_ids or self.stop.is_set():
-            return
+            return True
         ident = (need.stream.media_type, need.license_ids[0], need.size)
         with self._prefetch_lock:
             if ident in self._prefetched_urls:
+                return True
+            if len(self._prefetched_urls) >= self._ahead_target() + self._slots:
+                return False
+            future: Future[str] = Future()
+            self._prefetched_urls[ident] = future
+        self._lookahead.submit(self._ask_ahead, future, need)
+        return True
+
+    @property
+    def lookahead_span(self) -> int:
+        """How far down the queue prefetch may be offered needs: the most it holds."""
+        return self._ahead_cap + self._slots
+
+    def _ahead_target(self) -> int:
+        """Requests in flight that keep up with the transfers (under the lock)."""
+        if self._api_s is None or self._transfer_s is None:
+            return min(self._ahead_cap, self._slots)
+        wanted = math.ceil(self._slots * self._api_s / max(self._transfer_s, 1e-3)) + 1
+        return max(1, min(self._ahead_cap, wanted))
+
+    def _ask_ahead(self, future: Future[str], need: Need) -> None:
+        """One look-ahead request, once the look-ahead may send it (see prefetch)."""
+        client = self.client
+        with self._prefetch_lock:
+            while True:
+                if future.cancelled():
+                    return  # a worker got to this need first and asks itself
+                if self.stop.is_set():
+                    future.cancel()
+                    return
+                if client.rate_limited_until > self._rate_limited_seen:  # a 429 since
+                    self._rate_limited_seen = client.rate_limited_until
+                    self._ahead_limit = max(1, self._ahead_limit // 2)
+                wait_s = client.rate_limited_until - time.monotonic()
+                limit = min(self._ahead_limit, self._ahead_target())
+                if wait_s <= 0 and self._ahead_sending < limit:
+                    break
+                # woken when a request ends or a URL is taken; the timeout for a stopping run
+                self._prefetch_lock.wait(min(wait_s, 0.5) if wait_s > 0 else 0.5)
+            if not future.set_running_or_notify_cancel():
                 return
-            self._prefetched_urls[ident] = self._lookahead.submit(
-                self.client.redownload, need.stream, need.license_ids[0], need.size
-            )
+            self._ahead_sending += 1
+        started = time.monotonic()
+        answered = False
+        try:
+            future.set_result(client.redownload(need.stream, need.license_ids[0], need.size))
+            answered = True
+        except BaseException as exc:  # the worker that takes the URL meets it
+            future.set_exception(exc)
+        finally:
+            with self._prefetch_lock:
+                self._ahead_sending -= 1
+                if answered:
+                    self._api_s = _mean(self._api_s, time.monotonic() - started)
+                    self._ahead_limit = min(self._ahead_cap, self._ahead_limit + 1)
+                self._prefetch_lock.notify_all()
 
     def _prefetched(self, need: Need, license_id: str) -> Future[str] | None:
-        """The request for this license's URL sent ahead of time, if it has started (one
+        """The request for this license's URL sent ahead of time, if it has been sent (one
         still waiting is withdrawn: the worker asks itself)."""
         with self._prefetch_lock:
             future = self._prefetched_urls.pop(
                 (need.stream.media_type, license_id, need.size), None
             )
+            self._prefetch_lock.notify_all()
         if future is None or future.cancel():
             return None
         return future
+
+    def _transferred(self, seconds: float) -> None:
+        with self._prefetch_lock:
+            self._transfer_s = _mean(self._transfer_s, seconds)
+            self._prefetch_lock.notify_all()
 
     def fetch(self, need: Need) -> tuple[StoredObject | None, dict[str, FetchFailed]]:
         """Tries the need's licenses in turn until one stores the file. Returns the stored
@@ -216,8 +304,9 @@ class Fetcher:
         for fresh_url_asked in (False, True):
             url = self._redownload_url(need, license_id, None if fresh_url_asked else ahead)
             key = self._key_for(need, license_id, url)
+            started = time.monotonic()
             try:
-                return self._download(url, key, need.stream.media_type, license_id)
+                stored = self._download(url, key, need.stream.media_type, license_id)
             except _UrlGone as exc:
                 if fresh_url_asked:
                     raise FetchFailed(f"download URL refused twice ({exc})") from None
@@ -227,6 +316,9 @@ class Fetcher:
                     license_id=license_id,
                     status=str(exc),
                 )
+            else:
+                self._transferred(time.monotonic() - started)
+                return stored
         raise AssertionError("unreachable")
 
     def _fetch_relicensed(self, need: Need, license_id: str, order: RelicenseOrder) -> StoredObject:
@@ -616,6 +708,10 @@ class Fetcher:
                 raise Interrupted()
             progress()
             wait_s -= step
+
+
+def _mean(mean: float | None, value: float) -> float:
+    return value if mean is None else mean + EWMA * (value - mean)
 
 
 class _StartAgain(BrokenTransfer):

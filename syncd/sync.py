@@ -36,6 +36,7 @@ from syncd.fetch import (
     RelicenseOrder,
     StoredObject,
     TransferConfig,
+    lookahead_cap,
 )
 from syncd.plan import INVALID, REDOWNLOAD, RELICENSE, STORED, UNAVAILABLE, Action, plan
 from syncd.progress import Meter
@@ -137,7 +138,8 @@ class SyncRun:
             token,
             policy=RetryPolicy(max_retries=self.config.api.max_retries),
             timeout_s=self.config.api.timeout_s,
-            pool_size=self.config.sync.concurrency,
+            # the workers' requests and the URLs asked for ahead of them (Fetcher.prefetch)
+            pool_size=self.config.sync.concurrency + lookahead_cap(self.config.sync.concurrency),
             sleep=self._sleep,
             on_request=self._on_request,
         )
@@ -677,6 +679,10 @@ class SyncRun:
                 # transfers before it run, and starts without waiting on the API
                 fetcher.prefetch(group.fetching)
                 running[pool.submit(fetcher.fetch, group.need)] = group
+            if not self._draining:  # and those of the files after them, as far as it takes
+                for group in todo[: -fetcher.lookahead_span - 1 : -1]:
+                    if not fetcher.prefetch(group.fetching):
+                        break
             if not running:
                 break
             if self._draining:  # files not begun stay queued; those in flight go on

@@ -87,6 +87,9 @@ class ApiClient:
         self._unanswered_in_a_row = 0
         self._ever_answered = False
         self._given_up: str | None = None
+        # time.monotonic() before which the API asked not to be sent more (the last 429's
+        # wait): what may be sent ahead of need (the fetcher's look-ahead) waits for it
+        self.rate_limited_until = 0.0
 
     def close(self) -> None:
         self._session.close()
@@ -279,6 +282,10 @@ class ApiClient:
                         raise error
                     failure = error
                     retry_after = response.headers.get("Retry-After")
+            if failure.status == 429:
+                pause = time.monotonic() + self.policy.wait_for(attempt, retry_after)
+                with self._lock:
+                    self.rate_limited_until = max(self.rate_limited_until, pause)
             # An API that has not answered once this run and refuses the connection is not
             # there (a wrong base_url, a closed port): one retry, not the whole backoff ladder.
             not_there = refused and not answered and not self._ever_answered

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hmac
+import itertools
 import re
 import socket
 import struct
@@ -63,6 +64,8 @@ class Request:
 @dataclass(frozen=True)
 class RequestRecord(Request):
     status: int  # 0: the connection was reset without an answer
+    received: int = 0  # the order the requests arrived in (the log is in the order answered)
+    received_at: float = 0.0  # time.monotonic() on arrival
 
 
 class Simulator:
@@ -99,6 +102,7 @@ class Simulator:
         self._content = ContentStore()
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
+        self._arrivals = itertools.count(1)  # next() is atomic: numbers requests as they arrive
         self._page_callbacks: dict[tuple[str, int], list[PageCallback]] = {}
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -595,8 +599,13 @@ class _Handler(BaseHTTPRequestHandler):
             body=self.rfile.read(length) if length else b"",
         )
         simulator = self.server.simulator
+        received, received_at = next(simulator._arrivals), time.monotonic()
         answer = simulator._answer(request)
-        simulator._record(RequestRecord(**vars(request), status=answer.status))
+        simulator._record(
+            RequestRecord(
+                **vars(request), status=answer.status, received=received, received_at=received_at
+            )
+        )
         self._send(answer)
 
     do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
