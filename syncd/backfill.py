@@ -86,6 +86,9 @@ class BackfillRun(SyncRun):
 
     # --- paging: windows instead of the watermark ---------------------------------------------
 
+    def _first_pages(self, session: Session, client: ApiClient, ahead) -> dict:
+        return {}  # a backfill's windows are asked for one by one
+
     def _catch_up(self, session: Session, client: ApiClient, stream: LicenseStream, run) -> None:
         team = self.config.sync.team_history
         state = ledger.backfill_state(

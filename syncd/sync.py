@@ -10,7 +10,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from contextlib import nullcontext
+from contextlib import closing, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -19,8 +19,9 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from syncd import logs
+from syncd.api.ahead import Ahead
 from syncd.api.client import ApiClient, ApiError, Forbidden
-from syncd.api.records import LicenseRecord
+from syncd.api.records import LicensePage, LicenseRecord
 from syncd.api.retry import RetryPolicy
 from syncd.config import Config, require_token
 from syncd.db import connect, ledger, upgrade
@@ -87,6 +88,44 @@ class Group:
         return self.need
 
 
+class PageSource:
+    """A stream's pages by number for the pager: the first as asked for ahead, if it was;
+    with ``ahead``, the pages after each up to the last that ``total_count`` announces, a few
+    ahead (those not taken are not sent, or are dropped)."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        stream: LicenseStream,
+        team: bool,
+        start: datetime | None,
+        first: Future[LicensePage] | None = None,
+        ahead: Ahead | None = None,
+    ):
+        self.client, self.stream, self.team, self.start = client, stream, team, start
+        self.ahead = ahead
+        self.asked: dict[int, Future[LicensePage]] = {} if first is None else {1: first}
+
+    def fetch(self, number: int) -> LicensePage:
+        asked = self.asked.pop(number, None)
+        page = asked.result() if asked is not None else self._get(number)
+        if self.ahead is not None and page.total_count is not None:
+            size = page.per_page or PER_PAGE
+            last = -(-page.total_count // size)
+            for later in range(number + 1, min(last, number + self.ahead.workers) + 1):
+                if later not in self.asked:
+                    self.asked[later] = self.ahead.submit(self._get, later)
+        return page
+
+    def _get(self, number: int) -> LicensePage:
+        return self.client.license_page(self.stream, number, PER_PAGE, self.team, start=self.start)
+
+    def close(self) -> None:
+        for asked in self.asked.values():
+            asked.cancel()
+        self.asked.clear()
+
+
 class SyncRun:
     COMMAND = "sync"  # as the runs table and the log name it
     RUNS_UPDATES = True  # the /updated streams run after the fetching (updates.enabled)
@@ -123,6 +162,9 @@ class SyncRun:
         self._fetch_total = 0  # files sent to be fetched so far, over the batches
         self._relicenser: Relicenser | None = None  # with sync.relicense: made at the start
         self._session: Session | None = None  # the main thread's, while the run goes
+        # while the streams are paged: their requests sent ahead, and their first pages
+        self._ahead: Ahead | None = None
+        self._firsts: dict[str, tuple[datetime | None, Future[LicensePage]]] = {}
 
     # --- set-up: every check that can fail with exit 2 or 4 comes before any request ----------
 
@@ -237,11 +279,7 @@ class SyncRun:
         """A sync: every stream to its watermark, the details still missing, everything
         queued fetched, then (``updates.enabled``) the /updated streams, and last the sidecars
         still out of date."""
-        for media_type in self.media:
-            self._check_draining()
-            self._check_reachable(client)
-            self.progress.paging(media_type)
-            self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
+        self._catch_ups(session, client, run)
         self._check_draining()
         self._check_reachable(client)
         self._details(session, client)
@@ -303,22 +341,69 @@ class SyncRun:
 
     # --- paging ------------------------------------------------------------------------------
 
-    def _catch_up(self, session: Session, client: ApiClient, stream: LicenseStream, run) -> None:
+    def _catch_ups(self, session: Session, client: ApiClient, run) -> None:
+        """Every stream to its watermark, in turn; the first page of each is asked for at once
+        (a few at a time), so that the streams wait on the API together, not one by one."""
+        self._check_draining()
+        self._check_reachable(client)
+        with Ahead(client, self.config.sync.concurrency) as ahead:
+            self._ahead, self._firsts = ahead, self._first_pages(session, client, ahead)
+            try:
+                for media_type in self.media:
+                    self._check_draining()
+                    self._check_reachable(client)
+                    self.progress.paging(media_type)
+                    self._catch_up(session, client, LICENSE_STREAMS[media_type], run)
+            finally:
+                self._ahead, self._firsts = None, {}
+
+    def _first_pages(self, session: Session, client: ApiClient, ahead: Ahead) -> dict:
+        """The first page of every stream, asked for ahead: media type -> (its start_date, the
+        page to come)."""
+        team = self.config.sync.team_history
+        firsts = {}
+        for media_type in self.media:
+            state = ledger.stream_state(session, media_type, team, create=False)
+            start = self._start_of(ledger.watermark_of(state))
+            stream = LICENSE_STREAMS[media_type]
+            page = ahead.submit(client.license_page, stream, 1, PER_PAGE, team, start=start)
+            firsts[media_type] = (start, page)
+        session.rollback()  # it only read: no transaction across the network
+        return firsts
+
+    def _start_of(self, watermark: Watermark | None) -> datetime | None:
+        """The ``start_date`` a catch-up asks its pages from: ``sync.since``'s moment on a
+        stream with no watermark yet, else none."""
+        since = self.config.sync.since if watermark is None else None
+        moment = None if since is None or since.now else since.moment
+        return None if moment is None else moment.replace(microsecond=0)
+
+    def _catch_up(
+        self,
+        session: Session,
+        client: ApiClient,
+        stream: LicenseStream,
+        run,
+    ) -> None:
         team = self.config.sync.team_history
         state = ledger.stream_state(session, stream.media_type, team, create=not self.dry_run)
         if not self.dry_run:
             session.commit()  # no transaction (on SQLite: no write lock) across the network
         watermark = ledger.watermark_of(state)
         since = self.config.sync.since if watermark is None else None
+        start, asked = self._firsts.get(stream.media_type, (None, None))
+        # the first page asked for ahead, unless the watermark moved under it (another process)
+        first = asked if start == self._start_of(watermark) else None
+        ahead = self._ahead
         bound = log.bind(stream=stream.media_type)
         head: Watermark | None
         try:
             if since is not None and since.now:
-                head = self._future_only(client, stream, team)
+                head = self._future_only(client, stream, team, first)
             elif since is not None and since.moment is not None:
-                head = self._page(session, client, stream, None, since.moment)
+                head = self._page(session, client, stream, None, since.moment, ahead, first)
             else:
-                head = self._page(session, client, stream, watermark, None)
+                head = self._page(session, client, stream, watermark, None, ahead, first)
         except Forbidden as exc:
             self.result.refused[stream.media_type] = str(exc)
             self._stream_done(session, state, run, "refused", str(exc))
@@ -342,6 +427,8 @@ class SyncRun:
         stream: LicenseStream,
         watermark: Watermark | None,
         since: datetime | None,
+        ahead: Ahead | None = None,
+        first: Future[LicensePage] | None = None,
     ) -> Watermark | None:
         """Pages the stream newest-first to its watermark, recording what is new; returns the
         watermark the catch-up leaves. Licenses strictly older than the watermark (on the
@@ -354,36 +441,44 @@ class SyncRun:
         start = None if since is None else since.replace(microsecond=0)
         stop_at = watermark if start is None else Watermark("", start)
         head = watermark
-        for number, page in pages_until(
-            lambda n: client.license_page(stream, n, PER_PAGE, team, start=start), stop_at
-        ):
-            self._check_draining()
-            fresh = self._first_sightings(page.licenses)
-            if stop_at is not None:
-                fresh = [
-                    lic
-                    for lic in fresh
-                    if lic.download_time >= stop_at.download_time
-                    and lic.license_id != stop_at.license_id
-                ]
-            head = newest(fresh, head)
-            new = self._record(session, fresh)
-            if not self.dry_run:
-                session.commit()
-            log.info(
-                "page.fetched",
-                stream=stream.media_type,
-                page=number,
-                licenses=len(page.licenses),
-                new=len(new),
-            )
-            self.progress.show(self.result.summary, 0)
+        # a whole history's length is known from its first page: the next pages go ahead
+        with closing(
+            PageSource(client, stream, team, start, first, None if stop_at else ahead)
+        ) as pages:
+            for number, page in pages_until(pages.fetch, stop_at):
+                self._check_draining()
+                fresh = self._first_sightings(page.licenses)
+                if stop_at is not None:
+                    fresh = [
+                        lic
+                        for lic in fresh
+                        if lic.download_time >= stop_at.download_time
+                        and lic.license_id != stop_at.license_id
+                    ]
+                head = newest(fresh, head)
+                new = self._record(session, fresh)
+                if not self.dry_run:
+                    session.commit()
+                log.info(
+                    "page.fetched",
+                    stream=stream.media_type,
+                    page=number,
+                    licenses=len(page.licenses),
+                    new=len(new),
+                )
+                self.progress.show(self.result.summary, 0)
         return head if head is not None or start is None else Watermark("", start)
 
-    def _future_only(self, client: ApiClient, stream: LicenseStream, team: bool) -> Watermark:
+    def _future_only(
+        self,
+        client: ApiClient,
+        stream: LicenseStream,
+        team: bool,
+        first: Future[LicensePage] | None = None,
+    ) -> Watermark:
         """``sync.since = "now"``: the first catch-up reads one page and records nothing; its
         newest license (or, on an empty history, this moment) is where the next one stops."""
-        page = client.license_page(stream, 1, PER_PAGE, team)
+        page = PageSource(client, stream, team, None, first).fetch(1)
         self._first_sightings(page.licenses)
         left = page.total_count if page.total_count is not None else len(page.licenses)
         log.info("stream.future_only", stream=stream.media_type, left_to_backfill=left)

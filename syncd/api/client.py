@@ -86,6 +86,7 @@ class ApiClient:
         self.requests_sent = 0
         self._unanswered_in_a_row = 0
         self._ever_answered = False
+        self.succeeded = False  # an answer of 2xx this run: the API is there and takes the token
         self._given_up: str | None = None
         # time.monotonic() before which the API asked not to be sent more (the last 429's
         # wait): what may be sent ahead of need (the fetcher's look-ahead) waits for it
@@ -236,7 +237,15 @@ class ApiClient:
         with self._lock:
             self._unanswered_in_a_row = 0
             self._ever_answered = True
+            self.succeeded = True
         return document
+
+    def wait_out_rate_limit(self) -> None:
+        """Sleeps (with the client's sleep) until the last 429's wait has passed: what is
+        sent ahead of need waits for it."""
+        wait_s = self.rate_limited_until - time.monotonic()
+        if wait_s > 0:
+            self._sleep(wait_s)
 
     @property
     def given_up(self) -> str | None:
