@@ -11,10 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session
 
+from syncd.api.ahead import Ahead
 from syncd.api.client import ApiClient, ApiError
 
 log = structlog.get_logger("syncd.details")
@@ -41,10 +44,12 @@ def fetch_details(
     media_types: tuple[str, ...],
     country: str,
     check: Callable[[], None] = lambda: None,
+    workers: int = 1,
 ) -> DetailCounts:
     """Asks for the details of every active asset of ``media_types`` that has none yet and
-    keeps what the API answers. ``check`` is called before each request (it raises to stop:
-    a draining run)."""
+    keeps what the API answers, ``workers`` requests at a time (their answers are kept in the
+    order asked). ``check`` is called before each answer is taken (it raises to stop: a
+    draining run; the requests in flight are let finish, no more are sent)."""
     from syncd.db import ledger
 
     counts = DetailCounts()
@@ -60,27 +65,28 @@ def fetch_details(
                 break
             after = ids[-1]
             step = IDS_PER_REQUEST if media_type in BATCHED else 1
-            for start in range(0, len(ids), step):
-                if client.given_up:
-                    return counts
-                check()
-                batch = ids[start : start + step]
-                counts.requests += 1
-                try:
-                    if media_type in BATCHED:
-                        found = client.details(media_type, batch)
-                    else:
-                        one = client.editorial_details(media_type, batch[0], country)
-                        found = {} if one is None else {batch[0]: one}
-                except ApiError as exc:
-                    counts.failed += len(batch)
-                    log.warning(
-                        "details.failed", media_type=media_type, assets=len(batch), error=str(exc)
-                    )
-                    continue
-                counts.fetched += ledger.set_details(session, media_type, batch, found)
-                counts.absent += len(batch) - len(found)
-                session.commit()
+            batches = [ids[start : start + step] for start in range(0, len(ids), step)]
+            with Ahead(client, workers) as ahead:
+                ask = partial(_ask, client, media_type, country)
+                for batch, answer in ahead.in_order(ask, batches):
+                    if client.given_up:
+                        return counts
+                    check()
+                    counts.requests += 1
+                    try:
+                        found = answer.result()
+                    except ApiError as exc:
+                        counts.failed += len(batch)
+                        log.warning(
+                            "details.failed",
+                            media_type=media_type,
+                            assets=len(batch),
+                            error=str(exc),
+                        )
+                        continue
+                    counts.fetched += ledger.set_details(session, media_type, batch, found)
+                    counts.absent += len(batch) - len(found)
+                    session.commit()
             if len(ids) < ASSETS_AT_A_TIME:
                 break
     if counts.requests:
@@ -92,3 +98,10 @@ def fetch_details(
             failed=counts.failed,
         )
     return counts
+
+
+def _ask(client: ApiClient, media_type: str, country: str, batch: list[str]) -> dict[str, Any]:
+    if media_type in BATCHED:
+        return client.details(media_type, batch)
+    one = client.editorial_details(media_type, batch[0], country)
+    return {} if one is None else {batch[0]: one}

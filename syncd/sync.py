@@ -659,7 +659,12 @@ class SyncRun:
         if self.dry_run or not self.config.sync.details:
             return
         fetch_details(
-            session, client, self.media, self.config.updates.country, self._check_draining
+            session,
+            client,
+            self.media,
+            self.config.updates.country,
+            self._check_draining,
+            workers=self.config.sync.concurrency,
         )
 
     def _fetch_missing(self, session: Session, client: ApiClient, storage: Storage) -> None:

@@ -21,16 +21,19 @@ details be fetched again (with ``sync.details``), which rewrites the sidecars.""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import structlog
 from sqlalchemy.orm import Session
 
+from syncd.api.ahead import Ahead
 from syncd.api.client import ApiClient, ApiError, Forbidden, NotFound
 from syncd.api.records import UpdatePage, UpdateRecord
 from syncd.config import Config
 from syncd.db import ledger
+from syncd.db.models import UpdateState
 from syncd.storage import Storage
 from syncd.storage.keys import xmp_key
 from syncd.streams import HistoryCutShort
@@ -129,43 +132,80 @@ class UpdatePass:
         self.result = PassResult()
 
     def run(self) -> PassResult:
-        for media_type, stream in UPDATE_STREAMS.items():
-            if media_type not in self.media:
-                continue
-            if self.client.given_up:
-                break
-            self.check()
-            name = f"/v2/{stream.path}"
-            try:
-                self._stream(stream)
-            except (NotFound, Forbidden) as exc:
-                # an API (or an account) without this feed: the DAM is kept current by the
-                # other streams; said once a run, not a failure of the run
-                outcome = "refused" if isinstance(exc, Forbidden) else "unsupported"
-                self._outcome(stream, outcome, str(exc))
-                log.warning("updates." + outcome, stream=name, error=str(exc))
-            except (ApiError, HistoryCutShort) as exc:
-                self.result.errors[stream.path] = str(exc)
-                self._outcome(stream, "failed", str(exc))
-                log.error("updates.failed", stream=name, error=str(exc))
+        streams = [s for media_type, s in UPDATE_STREAMS.items() if media_type in self.media]
+        with Ahead(self.client, self.config.sync.concurrency) as ahead:
+            # the first page of every stream asked for at once; each is then walked in turn
+            firsts = {stream.path: self._ask_first(stream, ahead) for stream in streams}
+            self.session.rollback()  # it only read: no transaction across the network
+            for stream in streams:
+                if self.client.given_up:
+                    break
+                self.check()
+                name = f"/v2/{stream.path}"
+                try:
+                    self._stream(stream, *firsts[stream.path])
+                except (NotFound, Forbidden) as exc:
+                    # an API (or an account) without this feed: the DAM is kept current by
+                    # the other streams; said once a run, not a failure of the run
+                    outcome = "refused" if isinstance(exc, Forbidden) else "unsupported"
+                    self._outcome(stream, outcome, str(exc))
+                    log.warning("updates." + outcome, stream=name, error=str(exc))
+                except (ApiError, HistoryCutShort) as exc:
+                    self.result.errors[stream.path] = str(exc)
+                    self._outcome(stream, "failed", str(exc))
+                    log.error("updates.failed", stream=name, error=str(exc))
         self._act_on_deletions()
         return self.result
 
     # --- one stream --------------------------------------------------------------------------
 
-    def _stream(self, stream: UpdateStream) -> None:
+    def _mark(self, state: UpdateState | None, now: datetime) -> Mark:
+        if state is None or state.mark_time is None:
+            return Mark(now - timedelta(seconds=self.config.updates.lookback), set(), first=True)
+        return Mark(state.mark_time.replace(tzinfo=UTC), set(state.mark_ids or []))
+
+    def _ask_first(
+        self, stream: UpdateStream, ahead: Ahead
+    ) -> tuple[datetime, Mark, Future[UpdatePage]]:
+        """The stream's first page, asked for ahead (from its mark as it stands now)."""
+        now = self.now()
+        mark = self._mark(self.session.get(UpdateState, stream.media_type), now)
+        if stream.cursor:
+            start, end = self._cursor_span(mark, now)
+            country = self.config.updates.country
+            page = ahead.submit(
+                self.client.editorial_updated_page,
+                stream.path,
+                start,
+                end,
+                country,
+                None,
+                CURSOR_PER_PAGE,
+            )
+        else:
+            start_day, end_day = next(windows(mark.time, now))
+            page = ahead.submit(
+                self.client.updated_page, stream.path, start_day, end_day, 1, DATED_PER_PAGE
+            )
+        return now, mark, page
+
+    def _stream(
+        self,
+        stream: UpdateStream,
+        now: datetime,
+        asked_from: Mark | None = None,
+        asked: Future[UpdatePage] | None = None,
+    ) -> None:
         state = ledger.update_state(self.session, stream.media_type)
         self.session.commit()
-        now = self.now()
-        if state.mark_time is None:
-            mark = Mark(now - timedelta(seconds=self.config.updates.lookback), set(), first=True)
-        else:
-            mark = Mark(state.mark_time.replace(tzinfo=UTC), set(state.mark_ids or []))
+        mark = self._mark(state, now)
+        # the first page asked for ahead, unless the mark moved under it (another process)
+        first = asked if asked_from == mark else None
         newest: datetime | None = None
         newest_ids: set[str] = set()
         seen: set[tuple[str, datetime]] = set()
-        pages = self._cursor_pages(stream, mark, now) if stream.cursor else None
-        for page in pages if pages is not None else self._dated_pages(stream, mark, now):
+        pages = self._cursor_pages(stream, mark, now, first) if stream.cursor else None
+        for page in pages if pages is not None else self._dated_pages(stream, mark, now, first):
             reached = False
             fresh: list[UpdateRecord] = []
             for update in page.updates:
@@ -202,13 +242,18 @@ class UpdatePass:
             mark=state.mark_time.isoformat() if state.mark_time else None,
         )
 
-    def _dated_pages(self, stream: UpdateStream, mark: Mark, now: datetime) -> Iterator[UpdatePage]:
+    def _dated_pages(
+        self, stream: UpdateStream, mark: Mark, now: datetime, first: Future[UpdatePage] | None
+    ) -> Iterator[UpdatePage]:
         for start, end in windows(mark.time, now):
             number = 1
             while True:
                 self.check()
                 self.result.requests += 1
-                page = self.client.updated_page(stream.path, start, end, number, DATED_PER_PAGE)
+                if first is not None:  # the first window's first page
+                    page, first = first.result(), None
+                else:
+                    page = self.client.updated_page(stream.path, start, end, number, DATED_PER_PAGE)
                 yield page
                 size = page.per_page or DATED_PER_PAGE
                 seen = (number - 1) * size + len(page.updates)
@@ -224,21 +269,28 @@ class UpdatePass:
                     break
                 number += 1
 
-    def _cursor_pages(
-        self, stream: UpdateStream, mark: Mark, now: datetime
-    ) -> Iterator[UpdatePage]:
+    @staticmethod
+    def _cursor_span(mark: Mark, now: datetime) -> tuple[datetime, datetime]:
         # "after the specified date": a second earlier, so that the mark's own second is in
         start = mark.time.replace(microsecond=0) - timedelta(seconds=1)
-        end = min(now + timedelta(minutes=1), LATEST_API_TIME)
+        return start, min(now + timedelta(minutes=1), LATEST_API_TIME)
+
+    def _cursor_pages(
+        self, stream: UpdateStream, mark: Mark, now: datetime, first: Future[UpdatePage] | None
+    ) -> Iterator[UpdatePage]:
+        start, end = self._cursor_span(mark, now)
         country = self.config.updates.country
         cursor: str | None = None
         asked: set[str] = set()
         while True:
             self.check()
             self.result.requests += 1
-            page = self.client.editorial_updated_page(
-                stream.path, start, end, country, cursor, CURSOR_PER_PAGE
-            )
+            if first is not None:  # the first page, cursor None
+                page, first = first.result(), None
+            else:
+                page = self.client.editorial_updated_page(
+                    stream.path, start, end, country, cursor, CURSOR_PER_PAGE
+                )
             yield page
             cursor = page.next_cursor
             if not page.updates or cursor is None or cursor in asked:

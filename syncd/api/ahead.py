@@ -10,7 +10,8 @@ one. Each request waits out the last 429's wait and has the client's retry polic
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -18,6 +19,7 @@ from syncd.api.client import ApiClient
 from syncd.errors import AuthError
 
 T = TypeVar("T")
+Item = TypeVar("Item")
 
 
 class Ahead:
@@ -58,6 +60,19 @@ class Ahead:
         finally:
             if first:  # an API given up on fails the rest at once, unsent (the client's rule)
                 self._open.set()
+
+    def in_order(
+        self, call: Callable[[Item], T], items: Iterable[Item]
+    ) -> Iterator[tuple[Item, Future[T]]]:
+        """(item, the answer to come of ``call(item)``), in order; at most ``workers`` sent
+        ahead of the one taken."""
+        waiting: deque[tuple[Item, Future[T]]] = deque()
+        for item in items:
+            waiting.append((item, self.submit(call, item)))
+            if len(waiting) > self.workers:
+                yield waiting.popleft()
+        while waiting:
+            yield waiting.popleft()
 
     def close(self) -> None:
         """What has not gone out is not sent; waits for what is in flight."""
