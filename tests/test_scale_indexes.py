@@ -10,6 +10,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from syncd.db import connect, ledger, upgrade
+from syncd.db.ledger import table
+from syncd.db.models import Sidecar
 
 
 def sent_by(engine, call) -> list[tuple[str, object]]:
@@ -77,11 +79,29 @@ def details_query(session):
     assert ledger.assets_without_details(session, "images") == []
 
 
-def dirty_query(syncd):
+def storage_of(syncd) -> str:
+    return "file://" + str(syncd.root.resolve())
+
+
+def dirty_query(syncd, expected: list[tuple[str, str]] | None = None):
     def call(session):
-        assert ledger.dirty_assets(session, "file://" + str(syncd.root.resolve()), limit=2000) == []
+        found = ledger.dirty_assets(session, storage_of(syncd), limit=2000)
+        assert found == (expected or [])
 
     return call
+
+
+def add_asset_without_sidecars(engine) -> None:
+    """An asset another storage's run recorded: this storage has no sidecar row for it."""
+    from sqlalchemy import text
+
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO assets (media_type, media_id, status) "
+                "VALUES ('images', '777', 'active')"
+            )
+        )
 
 
 def test_the_details_pass_finds_assets_without_details_by_a_seek_on_sqlite(syncd):
@@ -102,14 +122,40 @@ def test_sidecars_out_of_date_are_found_from_the_covering_index_on_sqlite(syncd)
     synced(syncd)
     engine = connect(f"sqlite:///{syncd.db_path}")
     try:
-        ((statement, parameters),) = sent_by(engine, dirty_query(syncd))
-        plan = sqlite_plan(engine, statement, parameters)
+        add_asset_without_sidecars(engine)
+        sent = sent_by(engine, dirty_query(syncd, [("images", "777")]))
+        plans = [sqlite_plan(engine, statement, parameters) for statement, parameters in sent]
     finally:
         engine.dispose()
+    (plan,) = [plan for plan in plans if any("CORRELATED" in step for step in plan)]
     sidecar_steps = [step for step in plan if "sidecars" in step]
     assert len(sidecar_steps) == 2, plan
     # each asset costs a probe of the index, never a read of the sidecars table
     assert all("USING COVERING INDEX ix_sidecars_asset_state" in s for s in sidecar_steps), plan
+
+
+def test_with_every_sidecar_written_no_asset_is_probed_on_sqlite(syncd):
+    synced(syncd)
+    engine = connect(f"sqlite:///{syncd.db_path}")
+    try:
+        sent = sent_by(engine, dirty_query(syncd))
+        plans = [sqlite_plan(engine, statement, parameters) for statement, parameters in sent]
+        with engine.begin() as connection:  # one out of date: found
+            connection.execute(
+                table(Sidecar)
+                .update()
+                .where(Sidecar.media_id == "2140697", Sidecar.kind == "json")
+                .values(sha256=None)
+            )
+        sent_by(engine, dirty_query(syncd, [("videos", "2140697")]))
+    finally:
+        engine.dispose()
+    steps = [step for plan in plans for step in plan]
+    assert not any(step.startswith("SCAN") and "sidecars" in step for step in steps), steps
+    assert not any("CORRELATED" in step for step in steps), steps  # no probe per asset
+    assert not any(step.startswith("SCAN") for step in steps), steps  # counts of indexes
+    assert not any("ix_sidecars_asset_state" in step for step in steps), steps
+    assert sum("ix_sidecars_storage_state" in step for step in steps) == 2, steps
 
 
 @pytest.mark.postgres
@@ -120,7 +166,9 @@ def test_the_details_pass_finds_assets_by_its_index_on_postgresql(syncd, postgre
         upgrade(engine)  # already at head: nothing to do
         grow_postgres_ledger(engine, "file://" + str(syncd.root.resolve()))
         ((details, details_params),) = sent_by(engine, details_query)
-        ((dirty, dirty_params),) = sent_by(engine, dirty_query(syncd))
+        add_asset_without_sidecars(engine)
+        dirty_sent = sent_by(engine, dirty_query(syncd, [("images", "777")]))
+        (dirty, dirty_params) = next(sql for sql in dirty_sent if "EXISTS" in sql[0])
         details_plan = postgres_plan(engine, details, details_params)
         dirty_plan = postgres_plan(engine, dirty, dirty_params)
     finally:

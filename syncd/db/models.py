@@ -113,6 +113,8 @@ class Sidecar(Base):
     # and sha256), without reading the table
     __table_args__ = (
         Index("ix_sidecars_asset_state", "media_type", "media_id", "storage", "kind", "sha256"),
+        # whether anything in a storage is out of date, and how much is written, at a glance
+        Index("ix_sidecars_storage_state", "storage", "sha256", "kind"),
     )
 
     storage: Mapped[str] = mapped_column(String(1024), primary_key=True)
