@@ -692,7 +692,7 @@ class SyncRun:
             )
             if not chunk:
                 return
-            assets = {(a.media_type, a.media_id) for a in chunk}
+            assets = set(chunk)
             book = SidecarBook(session, storage, assets, xmp=self._xmp)
             try:
                 for asset in sorted(assets):
@@ -702,7 +702,7 @@ class SyncRun:
                 self._commit(session, book, wait=True)
             if len(chunk) < QUEUE_BATCH:
                 return
-            after = (chunk[-1].media_type, chunk[-1].media_id)
+            after = chunk[-1]
 
     def _fetch_batch(
         self, session: Session, client: ApiClient, storage: Storage, queue: list[LicenseRecord]

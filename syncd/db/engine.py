@@ -119,7 +119,7 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 # The newest migration; a test keeps it equal to Alembic's head. A database already there is
 # not handed to Alembic at all (loading it is a good part of a run's start-up).
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 # Two processes starting on a new PostgreSQL database at once: one migrates, the other waits
 # for it under this advisory lock and then finds the schema at head (on SQLite, BEGIN

@@ -487,30 +487,44 @@ def dirty_assets(
     after: tuple[str, str] | None = None,
     limit: int | None = None,
     xmp: str = "off",
-) -> list[Asset]:
-    """Assets whose sidecars in this storage are missing or out of date (metadata.json, and
-    with ``xmp`` not ``off`` the XMP packets beside its files), by media type and id: at most
-    ``limit``, from the one after ``after``."""
+) -> list[tuple[str, str]]:
+    """Assets (media type, media id) whose sidecars in this storage are missing or out of
+    date (metadata.json, and with ``xmp`` not ``off`` the XMP packets beside its files), in
+    that order: at most ``limit``, from the one after ``after``. Every asset is looked at, so
+    each costs index probes alone: the keys come from the assets' primary key, and
+    ``SELECT 1`` lets each probe of ix_sidecars_asset_state answer without the table. A
+    first call (no ``after``) without XMP sidecars looks first whether anything is out of
+    date at all (``all_sidecars_written``), and with nothing out of date probes no asset."""
+    if after is None and xmp == "off" and all_sidecars_written(session, storage):
+        return []
 
     def sidecars(*where):
-        return exists().where(
-            Sidecar.storage == storage,
-            Sidecar.media_type == Asset.media_type,
-            Sidecar.media_id == Asset.media_id,
-            *where,
+        return (
+            select(literal_column("1"))
+            .where(
+                Sidecar.storage == storage,
+                Sidecar.media_type == Asset.media_type,
+                Sidecar.media_id == Asset.media_id,
+                *where,
+            )
+            .exists()
         )
 
     written = sidecars(Sidecar.kind == "json", Sidecar.sha256.is_not(None))
     dirty = or_(~written, sidecars(Sidecar.sha256.is_(None)))
     if xmp != "off":
-        has_files = exists().where(
-            StoredFile.storage == storage,
-            StoredFile.media_type == Asset.media_type,
-            StoredFile.media_id == Asset.media_id,
+        has_files = (
+            select(literal_column("1"))
+            .where(
+                StoredFile.storage == storage,
+                StoredFile.media_type == Asset.media_type,
+                StoredFile.media_id == Asset.media_id,
+            )
+            .exists()
         )
         packets = sidecars(Sidecar.kind == xmp_kind(xmp), Sidecar.sha256.is_not(None))
         dirty = or_(dirty, and_(has_files, ~packets))
-    statement = select(Asset).where(dirty)
+    statement = select(Asset.media_type, Asset.media_id).where(dirty)
     if after is not None:
         statement = statement.where(
             or_(
@@ -521,7 +535,31 @@ def dirty_assets(
     statement = statement.order_by(Asset.media_type, Asset.media_id)
     if limit is not None:
         statement = statement.limit(limit)
-    return list(session.scalars(statement))
+    return [(media_type, media_id) for media_type, media_id in session.execute(statement)]
+
+
+def all_sidecars_written(session: Session, storage: str) -> bool:
+    """Whether no sidecar in this storage is out of date and every asset has its
+    metadata.json written there: a seek and two counts over ix_sidecars_storage_state and the
+    assets' primary key, where looking at each asset costs probes per asset. Each written
+    metadata.json row is one asset's (its key is made from the asset's, and asset rows are
+    never deleted), so as many written as there are assets means none is missing."""
+    stale = session.scalar(
+        select(literal_column("1"))
+        .where(Sidecar.storage == storage, Sidecar.sha256.is_(None))
+        .limit(1)
+    )
+    if stale is not None:
+        return False
+    written = session.scalar(
+        select(func.count())
+        .select_from(Sidecar)
+        .where(Sidecar.storage == storage, Sidecar.sha256.is_not(None), Sidecar.kind == "json")
+    )
+    # a condition on the key makes SQLite count an index's entries, not walk the table's rows
+    # (each with its details)
+    assets = session.scalar(select(func.count()).select_from(Asset).where(Asset.media_type >= ""))
+    return (written or 0) >= (assets or 0)
 
 
 def adopt_unowned(session: Session, storage: str) -> None:

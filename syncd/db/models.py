@@ -68,6 +68,11 @@ class Asset(Base):
     """An asset with at least one recorded license: what its sidecar says beyond licenses."""
 
     __tablename__ = "assets"
+    # the details pass looks for the assets whose details are still to be asked for: a seek,
+    # not a scan of every asset, when there are none
+    __table_args__ = (
+        Index("ix_assets_details_pending", "media_type", "status", "details_at", "media_id"),
+    )
 
     media_type: Mapped[str] = mapped_column(MEDIA_TYPE, primary_key=True)
     media_id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -104,7 +109,13 @@ class Sidecar(Base):
     the asset changed since and it must be written again."""
 
     __tablename__ = "sidecars"
-    __table_args__ = (Index("ix_sidecars_asset", "media_type", "media_id"),)
+    # covers what the search for sidecars out of date asks of each asset (its storage, kind
+    # and sha256), without reading the table
+    __table_args__ = (
+        Index("ix_sidecars_asset_state", "media_type", "media_id", "storage", "kind", "sha256"),
+        # whether anything in a storage is out of date, and how much is written, at a glance
+        Index("ix_sidecars_storage_state", "storage", "sha256", "kind"),
+    )
 
     storage: Mapped[str] = mapped_column(String(1024), primary_key=True)
     key: Mapped[str] = mapped_column(String(1024), primary_key=True)

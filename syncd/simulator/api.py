@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +55,11 @@ class ListQuery:
             start_date=args.date_time("start_date"),
             end_date=args.date_time("end_date"),
         )
+
+    def filter_key(self) -> ListQuery:
+        """The query without its paging and order: queries with equal keys keep the same
+        licenses."""
+        return dataclasses.replace(self, page=1, per_page=0, sort="newest")
 
     def matches(self, lic: License) -> bool:
         return (
@@ -136,12 +142,15 @@ class QueryArgs:
 
 def license_page(catalog: Catalog, stream: str, query: ListQuery) -> dict:
     """A `DownloadHistoryDataList`: the page asked for, newest first unless sorted oldest."""
-    matching = [lic for lic in catalog.history(stream) if query.matches(lic)]
-    if query.sort == "oldest":
-        matching.reverse()
+    matching = catalog.listing(stream, query.filter_key(), query.matches)
     first = (query.page - 1) * query.per_page
+    if query.sort == "oldest":
+        end = len(matching) - first
+        shown = matching[max(0, end - query.per_page) : max(0, end)][::-1]
+    else:
+        shown = matching[first : first + query.per_page]
     return {
-        "data": [lic.to_api() for lic in matching[first : first + query.per_page]],
+        "data": [lic.to_api() for lic in shown],
         "page": query.page,
         "per_page": query.per_page,
         "total_count": len(matching),

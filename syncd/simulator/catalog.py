@@ -139,6 +139,7 @@ FileSizes = Sequence[int] | Callable[[str, int], int]
 """Byte sizes of generated files: cycled in order, or called with (stream, file index)."""
 
 _FIRST_TIME = datetime(2016, 1, 4, 14, 0, tzinfo=UTC)
+LISTINGS_KEPT = 16  # filtered listings cached at once (each query's filter is one)
 _EASTERN = timezone(timedelta(hours=-4))
 
 
@@ -148,7 +149,11 @@ class Catalog:
     def __init__(self, seed: int = 0):
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
+        # oldest first (a new newest license is appended): history() reverses
         self._history: dict[str, list[License]] = {stream: [] for stream in STREAMS}
+        self._newest: datetime | None = None  # the newest download time held
+        self._version = 0  # changes with every license added: the listings' cache key
+        self._listings: dict[tuple[str, Any], tuple[int, list[License]]] = {}
         self._by_id: dict[str, License] = {}
         self._media_ids: set[tuple[str, str]] = set()
         self._file_sizes: dict[FileKey, int] = {}
@@ -165,7 +170,22 @@ class Catalog:
     def history(self, stream: str) -> list[License]:
         """The stream's licenses, newest first (ties: the later added first)."""
         with self._lock:
-            return list(self._history[stream])
+            return self._history[stream][::-1]
+
+    def listing(self, stream: str, key: Any, matches: Callable[[License], bool]) -> list[License]:
+        """The stream's licenses that ``matches`` keeps, newest first, as ``history`` would
+        give them: kept until a license is added, so that paging a long history costs a slice
+        per page, not a pass over it. ``key`` names the filter (equal keys, equal filters);
+        the caller must not change the list."""
+        with self._lock:
+            found = self._listings.get((stream, key))
+            if found is not None and found[0] == self._version:
+                return found[1]
+            kept = [lic for lic in reversed(self._history[stream]) if matches(lic)]
+            if len(self._listings) >= LISTINGS_KEPT:
+                self._listings.clear()
+            self._listings[(stream, key)] = (self._version, kept)
+            return kept
 
     def license(self, license_id: str) -> License | None:
         with self._lock:
@@ -423,7 +443,9 @@ class Catalog:
             self._seq += 1
             self._by_id[lic.id] = lic
             self._media_ids.add((stream, lic.media_id))
-            bisect.insort(self._history[stream], lic, key=_newest_first)
+            bisect.insort(self._history[stream], lic, key=_oldest_first)
+            self._newest = time if self._newest is None else max(self._newest, time)
+            self._version += 1
             return lic
 
     def _register_file(self, key: FileKey, file_size: int | None) -> None:
@@ -437,8 +459,7 @@ class Catalog:
         if isinstance(given, str):
             return given, _aware(datetime.fromisoformat(given))
         if given is None:
-            newest = max((lic.time for lic in self._by_id.values()), default=_FIRST_TIME)
-            given = newest + timedelta(seconds=1)
+            given = (self._newest or _FIRST_TIME) + timedelta(seconds=1)
         return self._render_time(_aware(given)), _aware(given)
 
     def _render_time(self, time: datetime) -> str:
@@ -607,8 +628,8 @@ class Catalog:
         return catalog
 
 
-def _newest_first(lic: License) -> tuple[float, int]:
-    return (-lic.time.timestamp(), -lic.seq)
+def _oldest_first(lic: License) -> tuple[float, int]:
+    return (lic.time.timestamp(), lic.seq)
 
 
 def _update_time(given: datetime | str) -> datetime:
