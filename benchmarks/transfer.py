@@ -927,9 +927,11 @@ def _run(args: argparse.Namespace) -> int:
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
             flags = os.environ.get("PROFILE_FLAGS", "--idle").split()  # --gil: on-CPU only
+            beside = Path(python).with_name("py-spy")  # the bench extra, in the virtualenv
+            pyspy = str(beside) if beside.is_file() else "py-spy"
             out = str(args.profile.absolute() / "syncd-{round}.txt")
             syncd_cmd = [
-                *("py-spy", "record", *flags, "--threads", "--rate", "250", "--format", "raw"),
+                *(pyspy, "record", *flags, "--threads", "--rate", "250", "--format", "raw"),
                 *("-o", out, "--", *syncd_cmd),
             ]
         ctx = Context(
