@@ -50,6 +50,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(HERE))
 
+import startup  # noqa: E402
 import transfer  # noqa: E402
 
 from syncd.simulator import Catalog, Simulator  # noqa: E402
@@ -119,19 +120,7 @@ def tiny_catalog(seed: int) -> Catalog:
 
 
 def environment(home: Path, sim: Simulator, database_url: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SYNCD_", "PYTHON")) and "proxy" not in k.lower()
-    }
-    env.update(
-        PYTHONPATH=str(REPO),
-        SHUTTERSTOCK_API_TOKEN=TOKEN,
-        SYNCD_API__BASE_URL=sim.base_url,
-        SYNCD_DATABASE__URL=database_url,
-        SYNCD_STORAGE__PATH=str(home / "dam"),
-    )
-    return env
+    return startup.environment(home, sim, database_url)
 
 
 def run_sync(home: Path, env: dict[str, str], timeout_s: float) -> dict:

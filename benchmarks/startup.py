@@ -63,7 +63,10 @@ THIRD_PARTY = ("requests", "sqlalchemy")
 TRACE_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)\s*$")
 
 
-def environment(home: Path, sim: Simulator) -> dict[str, str]:
+def environment(home: Path, sim: Simulator, database_url: str | None = None) -> dict[str, str]:
+    """A syncd child's environment: this checkout's code, the simulator, a database (a new
+    SQLite file under ``home`` unless ``database_url``) and storage under ``home``; no
+    proxy, no other SYNCD_ or PYTHON variable."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -73,7 +76,7 @@ def environment(home: Path, sim: Simulator) -> dict[str, str]:
         PYTHONPATH=str(REPO),
         SHUTTERSTOCK_API_TOKEN=TOKEN,
         SYNCD_API__BASE_URL=sim.base_url,
-        SYNCD_DATABASE__URL=f"sqlite:///{home / 'syncd.db'}",
+        SYNCD_DATABASE__URL=database_url or f"sqlite:///{home / 'syncd.db'}",
         SYNCD_STORAGE__PATH=str(home / "dam"),
     )
     return env
