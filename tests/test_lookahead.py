@@ -9,6 +9,8 @@ import threading
 import time
 from collections import Counter
 
+import pytest
+
 from syncd.api.client import ApiClient
 from syncd.api.retry import RetryPolicy
 from syncd.fetch import Fetcher, Need, TransferConfig, lookahead_cap
@@ -56,9 +58,16 @@ def run(tmp_path, sim: Simulator, count: int, env: dict | None = None) -> None:
     assert len(syncd.stored_files()) == count
 
 
-def test_later_urls_are_asked_for_while_earlier_files_transfer_and_the_lead_is_bounded(tmp_path):
+@pytest.mark.parametrize(
+    "latency_ms, delay_ms",
+    [(100, 40), (20, 200)],
+    ids=["slow-api", "slow-downloads"],  # slow downloads: an unbounded look-ahead runs away
+)
+def test_later_urls_are_asked_for_while_earlier_files_transfer_and_the_lead_is_bounded(
+    tmp_path, latency_ms, delay_ms
+):
     count = 30
-    faults = RandomFaults(latency_ms=100, download_delay_ms=40)
+    faults = RandomFaults(latency_ms=latency_ms, download_delay_ms=delay_ms)
     catalog = file_catalog(seed=171, stream="videos", count=count, size=64 << 10)
     with Simulator(catalog, token=TOKEN, random_faults=faults) as sim:
         run(tmp_path, sim, count)
@@ -119,8 +128,11 @@ def test_after_a_429_nothing_is_sent_ahead_until_the_wait_it_asked_for_has_passe
             lister = threading.Thread(target=client.license_page, args=(videos, 1, 50, False))
             lister.start()
             deadline = time.monotonic() + 10
-            while not any(r.status == 429 for r in sim.requests) and time.monotonic() < deadline:
+            # until the client has taken the 429 in (the simulator logs it before the client
+            # has read it)
+            while client.rate_limited_until == 0.0 and time.monotonic() < deadline:
                 time.sleep(0.01)
+            assert any(r.status == 429 for r in sim.requests)
             needs = [
                 Need(videos, lic.media_id, lic.size, lic.format, (lic.id,))
                 for lic in catalog.history("videos")
