@@ -505,13 +505,8 @@ class S3Writer(ObjectWriter):
             self._finish()
             return
         if self._filled or not self._parts:
-            last: bytearray | bytes = self._buffer
-            counted = self._pooled
-            try:
-                del self._buffer[self._filled :]  # cut in place: no copy of the last part
-            except BufferError:  # a view of it is still alive somewhere: send a copy
-                last, counted = bytes(memoryview(last)[: self._filled]), False
-                self._release(self._buffer, self._pooled, False)
+            last, counted = self._buffer, self._pooled
+            del last[self._filled :]  # cut in place: no copy of the last part
             self._buffer, self._pooled, self._filled = bytearray(), False, 0
             # a pool buffer cut short still counts against the pool until it is sent
             self._send_part(last, pooled=False, counted=counted)
